@@ -1,0 +1,43 @@
+-- The audit trail: one row per file delivered, whatever became of it. Owned by the loader.
+set role safeguard_loader;
+
+create table if not exists ops.batches (
+    batch_id            uuid primary key,
+    source_name         text not null,          -- the contract that read it
+    source_kind         text not null,
+    file_name           text not null,          -- base name only; the drop folder is not exposed
+    file_sha256         char(64) not null,
+    file_bytes          bigint not null,
+    status              text not null check (status in
+                            ('landing', 'landed', 'loaded', 'loaded_with_warnings',
+                             'quarantined', 'rejected', 'duplicate', 'failed')),
+    rows_read           bigint,
+    rows_loaded         bigint,
+    rows_quarantined    bigint,
+    message             text,                   -- what a data engineer reads first
+    run_by              text not null,          -- e.g. airflow:<dag>/<run_id> or cli:<user>
+    started_at          timestamptz not null,
+    finished_at         timestamptz,
+    constraint rows_add_up check (
+        rows_read is null or rows_loaded is null or rows_quarantined is null
+        or rows_read = rows_loaded + rows_quarantined)
+);
+
+-- the same content is loaded once per source, whatever the file is called
+create unique index if not exists batches_loaded_once
+    on ops.batches (source_name, file_sha256)
+    where status in ('loaded', 'loaded_with_warnings');
+
+create table if not exists ops.batch_issues (
+    issue_id        bigserial primary key,
+    batch_id        uuid not null references ops.batches (batch_id),
+    rule            text not null,      -- the expectation or rule that failed
+    column_name     text,
+    row_count       bigint not null,
+    example_rows    bigint[] not null,  -- source row numbers (1 = first data row)
+    severity        text not null check (severity in ('error', 'warning')),
+    message         text not null
+);
+create index if not exists batch_issues_batch on ops.batch_issues (batch_id);
+
+reset role;

@@ -1,0 +1,1 @@
+"""PostgreSQL: the embedded default server, bootstrap of databases/roles/schemas, connections."""

@@ -1,0 +1,73 @@
+"""Bring a PostgreSQL server to the state the project needs: roles, databases, schemas, grants.
+
+Runs the idempotent files of ``infra/sql`` in name order. They use psql's ``:"var"`` syntax for
+identifiers, so a DBA can also apply them by hand with ``psql -v warehouse_db=...``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+
+from safeguard.config import ROLES, Settings
+
+_PSQL_IDENT = re.compile(r':"(\w+)"')
+
+
+def ensure_server(settings: Settings) -> None:
+    """Start the embedded server unless ``DATABASE_URL`` points at one."""
+    if settings.external_url:
+        return
+    from safeguard.db.embedded import EmbeddedPostgres
+
+    EmbeddedPostgres(settings).start()
+
+
+def _render(text: str, variables: dict[str, str]) -> str:
+    return _PSQL_IDENT.sub(lambda m: '"' + variables[m.group(1)].replace('"', '""') + '"', text)
+
+
+def bootstrap(settings: Settings) -> None:
+    ensure_server(settings)
+    files = sorted((settings.root / "infra" / "sql").glob("*.sql"))
+    variables = {"warehouse_db": settings.warehouse_db}
+    owners = {
+        settings.warehouse_db: None,
+        settings.airflow_db: ROLES["airflow"],
+        settings.superset_db: ROLES["superset"],
+    }
+    with psycopg.connect(settings.admin_url(), autocommit=True) as conn:
+        roles_sql = [f for f in files if f.name.startswith("01_")]
+        for f in roles_sql:
+            conn.execute(_render(f.read_text(), variables))
+        for role in ROLES:
+            conn.execute(
+                sql.SQL("alter role {} password {}").format(
+                    sql.Identifier(ROLES[role]), sql.Literal(settings.role_password(role))
+                )
+            )
+        for db, owner in owners.items():
+            exists = conn.execute("select 1 from pg_database where datname = %s", [db]).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
+            if owner:
+                conn.execute(
+                    sql.SQL("alter database {} owner to {}").format(
+                        sql.Identifier(db), sql.Identifier(owner)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("revoke all on database {} from public").format(sql.Identifier(db))
+                )
+    with psycopg.connect(settings.admin_url(settings.warehouse_db), autocommit=True) as conn:
+        for f in files:
+            if not f.name.startswith("01_"):
+                conn.execute(_render(f.read_text(), variables))
+    for db, owner in owners.items():
+        if owner:  # PG15+: the public schema belongs to pg_database_owner; make it usable
+            with psycopg.connect(settings.admin_url(db), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("grant all on schema public to {}").format(sql.Identifier(owner))
+                )
