@@ -12,6 +12,8 @@ revoke all on database :"warehouse_db" from public;
 grant connect on database :"warehouse_db" to
     safeguard_loader, safeguard_transformer, safeguard_analyst, safeguard_viewer;
 revoke create on schema public from public;
+-- dbt unit tests build their fixtures as temporary tables
+grant temporary on database :"warehouse_db" to safeguard_transformer;
 
 create schema if not exists raw authorization safeguard_loader;
 create schema if not exists quarantine authorization safeguard_loader;

@@ -1,0 +1,22 @@
+with
+
+source as (
+    select * from {{ source('ops', 'batches') }}
+),
+
+renamed as (
+    select
+        batch_id,
+        source_name,
+        source_kind,
+        file_name,
+        status as batch_status,
+        rows_read as rows_read_count,
+        rows_loaded as rows_loaded_count,
+        rows_quarantined as rows_quarantined_count,
+        started_at,
+        finished_at
+    from source
+)
+
+select * from renamed

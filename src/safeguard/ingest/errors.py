@@ -1,0 +1,19 @@
+"""Errors a data engineer reads: each names the file, the row, the column and the rule."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """A batch was not loaded. ``str()`` is the message to show; ``batch_id`` may be None."""
+
+    def __init__(self, message: str, batch_id: str | None = None):
+        super().__init__(message)
+        self.batch_id = batch_id
+
+
+class FileRejected(IngestError):
+    """The file as a whole cannot be read under its contract (header, encoding, empty...)."""
+
+
+class ValidationFailed(IngestError):
+    """Rows broke the contract's rules; they are in ``quarantine.rows`` with the reasons."""

@@ -1,0 +1,281 @@
+"""Start, stop and bootstrap a local Superset from the pipeline environment.
+
+Superset runs under gunicorn from ``infra/superset/.venv`` in its own process session, so a stop
+(or Ctrl-C on ``safeguard superset up --foreground``) takes the master and its workers down
+together and leaves no orphans. State lives in ``<home>/superset``: the log, a small JSON file
+with the pid and port (so ``safeguard superset stop`` from another shell finds the server),
+and Superset's own folder (``SUPERSET_HOME``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from safeguard.config import Settings
+
+DEFAULT_PORT = 8088
+ADMIN_USERNAME = "admin"
+
+# Creates or updates the admin user inside Superset's app context. The password travels in
+# the environment, not on a command line other users could read with ``ps``; FAB's own
+# ``create-admin`` is not idempotent and ``reset-password`` takes the password as an argument.
+_ADMIN_SCRIPT = """
+import os
+from superset.app import create_app
+
+app = create_app()
+with app.app_context():
+    from superset import security_manager as sm
+
+    username = os.environ["SAFEGUARD_SUPERSET_ADMIN_USERNAME"]
+    password = os.environ["SAFEGUARD_SUPERSET_ADMIN_PASSWORD"]
+    user = sm.find_user(username=username)
+    if user is None:
+        role = sm.find_role("Admin")
+        if role is None or not sm.add_user(
+            username, "Safeguard", "Admin", f"{username}@safeguard.invalid", role,
+            password=password,
+        ):
+            raise SystemExit(f"could not create the Superset user {username!r}")
+        print(f"created Superset user {username!r}")
+    else:
+        sm.reset_password(user.id, password)
+        print(f"Superset user {username!r} exists; password synchronised")
+"""
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (tests run their own Superset beside a developer's)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SupersetError(RuntimeError):
+    """Superset could not be bootstrapped, started or reached; the message says where to look."""
+
+
+class SupersetServer:
+    """One local Superset: its environment, its bootstrap and its gunicorn process group."""
+
+    def __init__(self, settings: Settings, port: int | None = None, host: str = "127.0.0.1"):
+        self.settings = settings
+        self.host = host
+        saved = self._saved_state()
+        self.port = port or int(
+            os.environ.get("SUPERSET_PORT") or (saved or {}).get("port") or DEFAULT_PORT
+        )
+        self.workers = int(os.environ.get("SUPERSET_WORKERS", "2"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # --- where things are ------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return self.settings.home / "superset"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "superset.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "server.json"
+
+    @property
+    def venv_bin(self) -> Path:
+        return self.settings.root / "infra" / "superset" / ".venv" / "bin"
+
+    @property
+    def config_path(self) -> Path:
+        return self.settings.root / "infra" / "superset" / "superset_config.py"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def admin_password(self) -> str:
+        return self.settings.secret("SUPERSET_ADMIN_PASSWORD")
+
+    def metadata_uri(self) -> str:
+        return self.settings.url(
+            "superset", database=self.settings.superset_db, driver="postgresql+psycopg2"
+        )
+
+    def env(self) -> dict[str, str]:
+        """The environment Superset's processes get: our config, secrets and state folder."""
+        if not (self.venv_bin / "superset").exists():
+            raise SupersetError(
+                f"No Superset environment in {self.venv_bin.parent}: run "
+                "`cd infra/superset && uv sync --frozen` (or `make setup`)."
+            )
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH",
+                                                                 "PYTHONHOME")}
+        env.update(
+            PATH=f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            SUPERSET_CONFIG_PATH=str(self.config_path),
+            SUPERSET_HOME=str(self.dir / "home"),
+            SUPERSET_SECRET_KEY=self.settings.secret("SUPERSET_SECRET_KEY"),
+            SAFEGUARD_SUPERSET_METADATA_URI=self.metadata_uri(),
+            SAFEGUARD_SUPERSET_CACHE_DIR=str(self.dir / "cache"),
+            FLASK_APP="superset.app:create_app()",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    # --- bootstrap -------------------------------------------------------------------------
+    def _run(self, args: list[str], extra_env: dict[str, str] | None = None) -> str:
+        """Run one Superset command, its output appended to the log; raise with its tail."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        env = self.env() | (extra_env or {})
+        result = subprocess.run(
+            args, env=env, cwd=self.dir, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True,
+        )
+        with self.log.open("a") as log:
+            log.write(f"\n=== {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args[:3]))}"
+                      f" (exit {result.returncode})\n{result.stdout}{result.stderr}")
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr)[-3000:]
+            raise SupersetError(
+                f"`{Path(args[0]).name} {' '.join(args[1:2])}` failed (exit {result.returncode});"
+                f" full output in {self.log}:\n{tail}"
+            )
+        return result.stdout
+
+    def bootstrap(self, echo: Callable[[str], None] = lambda _: None) -> None:
+        """Idempotent: database, metadata schema, roles and permissions, the admin user."""
+        from safeguard.db.bootstrap import bootstrap as db_bootstrap
+
+        echo("PostgreSQL: roles, databases, schemas")
+        db_bootstrap(self.settings)
+        superset = str(self.venv_bin / "superset")
+        echo("Superset: migrating the metadata database (superset db upgrade)")
+        self._run([superset, "db", "upgrade"])
+        echo("Superset: roles and permissions (superset init)")
+        self._run([superset, "init"])
+        echo(f"Superset: admin user {ADMIN_USERNAME!r}")
+        self._run(
+            [str(self.venv_bin / "python"), "-c", _ADMIN_SCRIPT],
+            {"SAFEGUARD_SUPERSET_ADMIN_USERNAME": ADMIN_USERNAME,
+             "SAFEGUARD_SUPERSET_ADMIN_PASSWORD": self.admin_password},
+        )
+
+    # --- process ---------------------------------------------------------------------------
+    def _saved_state(self) -> dict[str, int] | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def pid(self) -> int | None:
+        """The gunicorn master we started, if it still runs (a stale pid file is ignored)."""
+        state = self._saved_state()
+        if not state:
+            return None
+        pid = int(state["pid"])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"gunicorn" in cmdline else None
+
+    def is_healthy(self, timeout: float = 2.0) -> bool:
+        try:
+            r = httpx.get(f"{self.url}/health", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200 and r.text.strip() == "OK"
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Start gunicorn in a new session and wait for ``/health``; no-op if ours already runs."""
+        if self.pid() and self.is_healthy():
+            return
+        if not _port_is_free(self.host, self.port):
+            raise SupersetError(
+                f"Port {self.port} on {self.host} is taken by another program. Set SUPERSET_PORT "
+                "to a free port, or stop what listens there."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(self.venv_bin / "gunicorn"),
+            "--bind", f"{self.host}:{self.port}",
+            "--workers", str(self.workers),  # 2-core machines: more workers only cost memory
+            "--worker-class", "gthread", "--threads", "4",
+            "--timeout", "120", "--graceful-timeout", "10",
+            "--limit-request-line", "0", "--limit-request-field_size", "0",
+            "superset.app:create_app()",
+        ]
+        with self.log.open("ab") as log:
+            log.write(f"\n=== gunicorn on {self.url}\n".encode())
+            log.flush()
+            self._proc = subprocess.Popen(
+                args, env=self.env(), cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.state_file.write_text(json.dumps({"pid": self._proc.pid, "port": self.port}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise SupersetError(
+                    f"Superset exited with code {self._proc.returncode} while starting; "
+                    f"log {self.log}:\n{tail}"
+                )
+            if self.is_healthy():
+                return
+            time.sleep(1)
+        self.stop()
+        raise SupersetError(f"Superset did not answer {self.url}/health within {timeout:.0f} s; "
+                            f"see {self.log}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the whole process group, SIGKILL what is left; True if something ran."""
+        pid = self.pid()
+        if pid is None:
+            self.state_file.unlink(missing_ok=True)
+            return False
+        pgid = os.getpgid(pid)
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None:
+                self._proc.poll()  # reap our own child, or it lingers as a zombie
+            if not _group_alive(pgid):
+                break
+            time.sleep(0.2)
+        else:
+            os.killpg(pgid, signal.SIGKILL)
+            if self._proc is not None:
+                self._proc.wait(10)
+        self.state_file.unlink(missing_ok=True)
+        return True
