@@ -52,6 +52,27 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # Only warehouse connections created from the bundle; never SQLite files or other local tricks.
 PREVENT_UNSAFE_DB_CONNECTIONS = True
 
+# Content Security Policy: Superset's default allows map tiles, web fonts and a telemetry
+# pixel (apachesuperset.gateway.scarf.sh) that the UI embeds on every page. Who looks at these
+# dashboards, and when, is nobody else's business: everything comes from this server only.
+TALISMAN_ENABLED = True
+TALISMAN_CONFIG = {
+    "content_security_policy": {
+        "base-uri": ["'self'"],
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": "'none'",
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "font-src": ["'self'", "data:"],
+        "script-src": ["'self'", "'strict-dynamic'"],
+    },
+    "content_security_policy_nonce_in": ["script-src"],
+    "force_https": False,  # loopback only; put a TLS proxy in front for anything else
+    "session_cookie_secure": False,
+}
+
 # --- features ----------------------------------------------------------------------------
 # Native filters, cross-filters and drill-to-detail are on by default in 6.x. Jinja in SQL
 # stays off: datasets point at published tables only, so there is nothing to template.

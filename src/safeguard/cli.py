@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from safeguard.config import ROLES, settings
+from safeguard.superset.cli import superset_cli
 
 
 @click.group()
@@ -67,6 +69,110 @@ def db_status() -> None:
     running = pg.is_running()
     click.echo(f"embedded PostgreSQL {'running on 127.0.0.1:%d' % pg.port if running else 'stopped'}")
     sys.exit(0 if running else 1)
+
+
+@main.command("sources")
+def sources() -> None:
+    """List the source contracts in contracts/."""
+    from safeguard.contracts import all_contracts
+
+    for c in all_contracts(settings()).values():
+        click.echo(f"{c.name:<28} {c.kind.name:<20} {c.path.relative_to(c.path.parents[1])}"
+                   f"  {c.description}")
+
+
+@main.command("ingest")
+@click.option("--source", "source", required=True, help="Contract name (see `safeguard sources`).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest(source: str, file: Path) -> None:
+    """Land, validate and load one FILE through SOURCE's contract (the DAG's code path).
+
+    Exit codes: 0 loaded (or already loaded), 1 rows failed validation (quarantined),
+    2 the file was rejected as a whole."""
+    from safeguard.contracts import ContractError, get_contract
+    from safeguard.db.bootstrap import ensure_server
+    from safeguard.ingest.errors import FileRejected, IngestError
+    from safeguard.ingest.pipeline import ingest_file
+
+    s = settings()
+    ensure_server(s)
+    try:
+        result = ingest_file(s, get_contract(s, source), file)
+    except ContractError as e:
+        raise click.ClickException(str(e)) from e
+    except FileRejected as e:
+        click.echo(f"REJECTED: {e}", err=True)
+        sys.exit(2)
+    except IngestError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"{result.status}: {result.message} (batch {result.batch_id}; read "
+               f"{result.rows_read} = loaded {result.rows_loaded} + quarantined "
+               f"{result.rows_quarantined})")
+
+
+@main.command("transform")
+@click.option("--select", default=None, help="dbt selection (default: everything).")
+def transform(select: str | None) -> None:
+    """Run `dbt build` as the transformer role."""
+    from safeguard.transform import DbtFailed, build
+
+    try:
+        build(settings(), select)
+    except DbtFailed as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command("run")
+def run() -> None:
+    """The whole pipeline once, headless, through Airflow (`airflow dags test`); exit 0 on
+    success. For cron and scripts."""
+    from safeguard.runner import PipelineFailed, run_once
+
+    try:
+        run_once(settings())
+    except PipelineFailed as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command("status")
+def status() -> None:
+    """The last batch of each source and what needs attention."""
+    import psycopg
+
+    from safeguard.db.bootstrap import ensure_server
+
+    s = settings()
+    ensure_server(s)
+    with psycopg.connect(s.url("loader")) as conn:
+        rows = conn.execute(
+            "select distinct on (source_name) source_name, status, file_name, rows_read,"
+            " rows_loaded, rows_quarantined, finished_at, message from ops.batches"
+            " order by source_name, started_at desc").fetchall()
+    if not rows:
+        click.echo("no batches yet: run `safeguard run` or `make demo`")
+    attention = False
+    for name, st, file, read, loaded, quarantined, finished, message in rows:
+        flag = st not in ("loaded", "duplicate")
+        attention |= flag
+        click.echo(f"{'!' if flag else ' '} {name:<26} {st:<12} {file}  read {read} = loaded "
+                   f"{loaded} + quarantined {quarantined}  at {finished:%Y-%m-%d %H:%M}Z"
+                   if finished else f"{'!'} {name:<26} {st:<12} {file} (unfinished)")
+        if flag and message:
+            click.echo("    " + message.replace("\n", "\n    "))
+    sys.exit(1 if attention else 0)
+
+
+@main.command("demo")
+def demo() -> None:
+    """Everything, on your machine: database, Airflow (:8080) running the pipeline through its
+    scheduler, Superset (:8088) with the dashboards. Ctrl-C stops all of it."""
+    from safeguard.runner import demo as run_demo
+
+    run_demo(settings())
+
+
+main.add_command(superset_cli, "superset")
 
 
 if __name__ == "__main__":

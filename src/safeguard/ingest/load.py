@@ -39,7 +39,8 @@ def describe_failures(file_name: str, failures: list[RuleFailure]) -> str:
     for f in failures:
         rows = ", ".join(map(str, f.rows[:MAX_ROWS_IN_MESSAGE]))
         more = f" (+{len(f.rows) - MAX_ROWS_IN_MESSAGE} more)" if len(f.rows) > MAX_ROWS_IN_MESSAGE else ""
-        where = f"rows {rows}{more}" if f.rows else "rows not identified"
+        noun = "row" if len(f.rows) == 1 else "rows"
+        where = f"{noun} {rows}{more}" if f.rows else "rows not identified"
         lines.append(f"{file_name}, {where}, column {f.column or '-'}: rule {f.rule}: {f.message}")
     return "\n".join(lines)
 

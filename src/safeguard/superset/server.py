@@ -153,7 +153,7 @@ class SupersetServer:
         return env
 
     # --- bootstrap -------------------------------------------------------------------------
-    def _run(self, args: list[str], extra_env: dict[str, str] | None = None) -> str:
+    def _run(self, label: str, args: list[str], extra_env: dict[str, str] | None = None) -> str:
         """Run one Superset command, its output appended to the log; raise with its tail."""
         self.dir.mkdir(parents=True, exist_ok=True)
         env = self.env() | (extra_env or {})
@@ -162,13 +162,11 @@ class SupersetServer:
             text=True,
         )
         with self.log.open("a") as log:
-            log.write(f"\n=== {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args[:3]))}"
-                      f" (exit {result.returncode})\n{result.stdout}{result.stderr}")
+            log.write(f"\n=== {label} (exit {result.returncode})\n{result.stdout}{result.stderr}")
         if result.returncode != 0:
             tail = (result.stdout + result.stderr)[-3000:]
             raise SupersetError(
-                f"`{Path(args[0]).name} {' '.join(args[1:2])}` failed (exit {result.returncode});"
-                f" full output in {self.log}:\n{tail}"
+                f"{label} failed (exit {result.returncode}); full output in {self.log}:\n{tail}"
             )
         return result.stdout
 
@@ -180,12 +178,12 @@ class SupersetServer:
         db_bootstrap(self.settings)
         superset = str(self.venv_bin / "superset")
         echo("Superset: migrating the metadata database (superset db upgrade)")
-        self._run([superset, "db", "upgrade"])
+        self._run("superset db upgrade", [superset, "db", "upgrade"])
         echo("Superset: roles and permissions (superset init)")
-        self._run([superset, "init"])
+        self._run("superset init", [superset, "init"])
         echo(f"Superset: admin user {ADMIN_USERNAME!r}")
         self._run(
-            [str(self.venv_bin / "python"), "-c", _ADMIN_SCRIPT],
+            "admin user", [str(self.venv_bin / "python"), "-c", _ADMIN_SCRIPT],
             {"SAFEGUARD_SUPERSET_ADMIN_USERNAME": ADMIN_USERNAME,
              "SAFEGUARD_SUPERSET_ADMIN_PASSWORD": self.admin_password},
         )

@@ -1,0 +1,52 @@
+# The few verbs people type. Everything installs itself from the lock files in this repo.
+#   make demo   set up, start PostgreSQL + Airflow + Superset, run the pipeline, wait for Ctrl-C
+#   make run    set up, run the pipeline once headless (cron/scripts), exit 0 when done
+#   make test   set up, run the test suite (real PostgreSQL, Airflow, dbt, GX, Superset, Chromium)
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .local/tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo run test bench lint clean stop
+
+setup: .venv/.synced infra/superset/.venv/.synced chromium
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv>=0.5,<1"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+infra/superset/.venv/.synced: infra/superset/pyproject.toml infra/superset/uv.lock | $(UV)
+	cd infra/superset && $(abspath $(UV)) sync --frozen
+	@touch $@
+
+# Headless Chromium for the dashboard tests (Debian's package; nothing downloaded elsewhere).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+demo: setup
+	.venv/bin/safeguard demo
+
+run: setup
+	.venv/bin/safeguard run
+
+test: setup
+	.venv/bin/pytest
+
+bench: setup
+	.venv/bin/python -m safeguard.bench
+
+lint: setup
+	.venv/bin/ruff check src dags tests
+
+stop:
+	-.venv/bin/safeguard superset stop
+	-.venv/bin/safeguard db stop
+
+clean: stop
+	rm -rf .local .venv infra/superset/.venv

@@ -1,0 +1,72 @@
+"""Airflow for this project: its environment, the headless run, and the standalone server.
+
+Airflow's metadata lives in PostgreSQL (database ``safeguard_airflow``, its own role), its home
+under ``$SAFEGUARD_HOME/airflow``; secrets (JWT, API key, admin password) come from the
+generated ``secrets.env``. Parallelism is kept low: the default starts ~32 workers (5+ GB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safeguard.config import Settings
+
+
+def airflow_exe() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_port() -> int:
+    return int(os.environ.get("AIRFLOW_PORT", "8080"))
+
+
+def airflow_env(s: Settings) -> dict[str, str]:
+    home = s.home / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))
+    passwords.chmod(0o600)
+    port = airflow_port()
+    env = {
+        **os.environ,
+        "SAFEGUARD_ROOT": str(s.root),
+        "SAFEGUARD_HOME": str(s.home),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(s.root / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.url(
+            "airflow", s.airflow_db, driver="postgresql+psycopg2"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": s.secret("AIRFLOW__API_AUTH__JWT_SECRET"),
+        "AIRFLOW__API__SECRET_KEY": s.secret("AIRFLOW__API__SECRET_KEY"),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "GX_ANALYTICS_ENABLED": "false",
+        "NO_PROXY": "*",
+    }
+    return env
+
+
+def airflow(s: Settings, *args: str, check: bool = True, capture: bool = False
+            ) -> subprocess.CompletedProcess:
+    return subprocess.run([airflow_exe(), *args], env=airflow_env(s), check=check, text=True,
+                          capture_output=capture)
+
+
+def migrate(s: Settings) -> None:
+    airflow(s, "db", "migrate", capture=True)

@@ -1,0 +1,181 @@
+"""The main job, two ways: ``run`` once and headless through ``airflow dags test`` (for cron
+and scripts), or ``demo`` with the Airflow scheduler and UI, Superset, until Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import psycopg
+
+from safeguard.airflow_env import airflow, airflow_env, airflow_exe, airflow_port, migrate
+from safeguard.config import Settings
+from safeguard.contracts import all_contracts
+from safeguard.db.bootstrap import bootstrap
+
+TRANSFORM_DAG = "safeguard_transform"
+
+
+class PipelineFailed(RuntimeError):
+    pass
+
+
+def prepare(s: Settings) -> None:
+    """Database, roles and schemas; Airflow metadata; DAGs parsed into the metadata DB."""
+    bootstrap(s)
+    migrate(s)
+    result = airflow(s, "dags", "reserialize", check=False, capture=True)
+    if result.returncode != 0:
+        raise PipelineFailed(f"DAG files failed to parse:\n{result.stdout}\n{result.stderr}")
+
+
+def _finished_runs(s: Settings, dag_id: str) -> list[str]:
+    """States of the DAG's finished runs, oldest first, read from Airflow's metadata DB (the
+    CLI's JSON output is interleaved with log lines)."""
+    with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
+        rows = conn.execute(
+            "select state from dag_run where dag_id = %s and state in ('success', 'failed') "
+            "order by coalesce(end_date, start_date), id", [dag_id]).fetchall()
+    return [r[0] for r in rows]
+
+
+def last_run_state(s: Settings, dag_id: str) -> str | None:
+    runs = _finished_runs(s, dag_id)
+    return runs[-1] if runs else None
+
+
+def dags_test(s: Settings, dag_id: str, conf: dict | None = None) -> str:
+    """Run one DAG through Airflow's real task runner, in process; return the run's state."""
+    args = ["dags", "test", dag_id]
+    if conf:
+        args += ["-c", json.dumps(conf)]
+    airflow(s, *args, check=False, capture=True)
+    return last_run_state(s, dag_id) or "none"
+
+
+def headline(s: Settings) -> str:
+    with psycopg.connect(s.url("viewer")) as conn:
+        row = conn.execute(
+            "select year, figure_value, previous_value, yoy_change_pct, source_name "
+            "from reporting.rpt_published_figures_yearly "
+            "where category_code = 'online_enticement' and year = 2020").fetchone()
+    if not row:
+        return "no 2020 online enticement figure in reporting"
+    return (f"Online enticement reports {row[0] - 1} -> {row[0]}: {row[2]:,} -> {row[1]:,} "
+            f"({row[3]:+.1f}%), source: {row[4]}")
+
+
+def run_once(s: Settings) -> None:
+    prepare(s)
+    failed = []
+    for name in all_contracts(s):
+        state = dags_test(s, f"ingest__{name}")
+        print(f"ingest__{name}: {state}")
+        if state != "success":
+            failed.append(f"ingest__{name}")
+    if failed:
+        raise PipelineFailed(f"ingest failed: {failed}; see `safeguard status` and the task "
+                             f"logs in {s.home / 'airflow' / 'logs'}")
+    state = dags_test(s, TRANSFORM_DAG)
+    print(f"{TRANSFORM_DAG}: {state}")
+    if state != "success":
+        raise PipelineFailed(f"{TRANSFORM_DAG} failed; see the task logs")
+    print(headline(s))
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status < 500:
+                    return
+        except Exception:
+            time.sleep(2)
+    raise PipelineFailed(f"{url} did not answer within {timeout:.0f}s")
+
+
+def start_airflow(s: Settings) -> subprocess.Popen:
+    """``airflow standalone`` in its own process session; stopped with SIGINT (see stop)."""
+    log = (s.home / "airflow" / "standalone.log").open("ab")
+    proc = subprocess.Popen([airflow_exe(), "standalone"], env=airflow_env(s), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_http(f"http://127.0.0.1:{airflow_port()}/api/v2/monitor/health", 240)
+    return proc
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def wait_for_pipeline(s: Settings, since_runs: int, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = _finished_runs(s, TRANSFORM_DAG)
+        if len(done) > since_runs:
+            return done[-1]
+        time.sleep(5)
+    raise PipelineFailed("the pipeline did not finish within 10 minutes")
+
+
+def demo(s: Settings) -> None:
+    """Start everything, run the pipeline through the scheduler, then wait for Ctrl-C."""
+    from safeguard.superset import bundle
+    from safeguard.superset.client import SupersetClient
+    from safeguard.superset.server import ADMIN_USERNAME, SupersetServer
+
+    print("1/5 PostgreSQL, roles, schemas, Airflow metadata ...", flush=True)
+    prepare(s)
+    superset = SupersetServer(s)
+    airflow_proc = None
+    try:
+        print("2/5 Superset: migrations, roles, admin, start ...", flush=True)
+        superset.bootstrap(echo=print)
+        superset.start()
+        print("3/5 Airflow standalone (scheduler, API server, DAG processor) ...", flush=True)
+        airflow_proc = start_airflow(s)
+        before = len(_finished_runs(s, TRANSFORM_DAG))
+        print("4/5 Running the pipeline through the scheduler ...", flush=True)
+        for name in all_contracts(s):
+            airflow(s, "dags", "unpause", f"ingest__{name}", capture=True, check=False)
+            airflow(s, "dags", "trigger", f"ingest__{name}", capture=True)
+        airflow(s, "dags", "unpause", TRANSFORM_DAG, capture=True, check=False)
+        state = wait_for_pipeline(s, before)
+        print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
+        print("5/5 Importing the dashboards ...", flush=True)
+        with SupersetClient.for_server(superset) as client:
+            bundle.import_bundle(client, s)
+        print(f"""
+Safeguard is running. Ctrl-C stops everything.
+
+  Airflow   http://localhost:{airflow_port()}    login admin / AIRFLOW_ADMIN_PASSWORD
+  Superset  {superset.url}/superset/dashboard/online-enticement/
+            login {ADMIN_USERNAME} / SUPERSET_ADMIN_PASSWORD
+  Passwords are in {s.secrets_file}
+  Warehouse {s.url('analyst').split('@')[1]}  (safeguard db url --role analyst)
+""", flush=True)
+        while airflow_proc.poll() is None and superset.pid():
+            time.sleep(2)
+        print("a service exited; stopping the rest (see logs under .local/)")
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+    finally:
+        if airflow_proc:
+            stop_process_group(airflow_proc)
+        superset.stop()
+        if not s.external_url:
+            from safeguard.db.embedded import EmbeddedPostgres
+
+            EmbeddedPostgres(s).stop()
+        print("stopped.")

@@ -1,0 +1,193 @@
+"""The dashboards-as-code bundle in ``dashboards/``: build, import, export, compare.
+
+Import goes through ``POST /api/v1/assets/import/`` rather than the dashboard import or the
+CLI: the assets import overwrites *every* object by UUID (the dashboard import overwrites the
+dashboard but keeps existing charts, datasets and databases as they were, so an edited chart
+in git would never arrive), it takes database passwords as a form field, and it runs with the
+permissions of a real user through the same API an operator would use.
+
+What git does not hold is filled in at import: the database YAML carries no host, port or
+password; :func:`build_bundle` writes the address of the server in use (password masked, as in
+an export) and :func:`import_bundle` passes the ``viewer`` password in ``passwords``.
+Import never deletes; :func:`delete_orphans` removes objects we manage (``is_managed_externally``)
+whose UUID left the bundle (apache/superset#31957).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from safeguard.config import Settings
+from safeguard.superset.client import SupersetClient
+
+#: The bundle's folders in import order, and the REST resource each becomes.
+RESOURCES = {"databases": "database", "datasets": "dataset", "charts": "chart",
+             "dashboards": "dashboard"}
+#: Superset's placeholder for a password it will not show (``PASSWORD_MASK``).
+PASSWORD_MASK = "XXXXXXXXXX"
+WAREHOUSE_ROLE = "viewer"
+
+
+def bundle_dir(settings: Settings) -> Path:
+    return settings.root / "dashboards"
+
+
+def read_bundle(source: Path) -> dict[str, dict[str, Any]]:
+    """Every YAML file of the bundle, by path relative to its root."""
+    files = sorted(p for p in source.rglob("*.yaml") if p.is_file())
+    if not (source / "metadata.yaml").exists():
+        raise FileNotFoundError(f"{source}/metadata.yaml is missing: not a Superset bundle")
+    return {p.relative_to(source).as_posix(): yaml.safe_load(p.read_text()) for p in files}
+
+
+def bundle_uuids(source: Path) -> dict[str, set[str]]:
+    """UUIDs per resource (``chart``, ``dashboard``, ...) declared in the bundle."""
+    uuids: dict[str, set[str]] = {r: set() for r in RESOURCES.values()}
+    for name, config in read_bundle(source).items():
+        folder = name.split("/")[0]
+        if folder in RESOURCES:
+            uuids[RESOURCES[folder]].add(str(config["uuid"]))
+    return uuids
+
+
+def warehouse_uri(settings: Settings) -> tuple[str, str]:
+    """(URI with the password masked, the password) for the read-only viewer role."""
+    real = urlsplit(settings.url(WAREHOUSE_ROLE, driver="postgresql+psycopg2"))
+    masked = real._replace(netloc=f"{real.username}:{PASSWORD_MASK}@{real.hostname}:{real.port}")
+    return masked.geturl(), settings.role_password(WAREHOUSE_ROLE)
+
+
+def build_bundle(settings: Settings, source: Path | None = None) -> tuple[bytes, dict[str, str]]:
+    """The bundle as a ZIP (files under one root folder, as Superset expects) and the
+    ``passwords`` form field: ``{database file: password}``."""
+    source = source or bundle_dir(settings)
+    uri, password = warehouse_uri(settings)
+    passwords: dict[str, str] = {}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, config in read_bundle(source).items():
+            text = (source / name).read_text()
+            if name.startswith("databases/"):
+                config["sqlalchemy_uri"] = uri
+                text = yaml.safe_dump(config, sort_keys=False)
+                passwords[name] = password
+            zf.writestr(f"safeguard_bundle/{name}", text)
+    return buffer.getvalue(), passwords
+
+
+def import_bundle(client: SupersetClient, settings: Settings, source: Path | None = None) -> None:
+    """Create or overwrite every object of the bundle, matched by UUID (idempotent)."""
+    data, passwords = build_bundle(settings, source)
+    client.request(
+        "POST", "/api/v1/assets/import/",
+        files={"bundle": ("safeguard_bundle.zip", data, "application/zip")},
+        data={"passwords": json.dumps(passwords), "overwrite": "true"},
+    )
+
+
+def delete_orphans(client: SupersetClient, settings: Settings,
+                   source: Path | None = None) -> list[str]:
+    """Delete objects that came from a bundle (``is_managed_externally``) but are no longer in
+    it, dependents first; objects people made in the UI are never touched."""
+    wanted = bundle_uuids(source or bundle_dir(settings))
+    deleted: list[str] = []
+    for resource in ("dashboard", "chart", "dataset", "database"):
+        for row in client.list_all(resource, ["id", "uuid"]):
+            if str(row["uuid"]) in wanted[resource]:
+                continue
+            # not every list endpoint offers is_managed_externally; the detail endpoint does
+            detail = client.get_json(f"/api/v1/{resource}/{row['id']}")["result"]
+            if detail.get("is_managed_externally"):
+                client.request("DELETE", f"/api/v1/{resource}/{row['id']}")
+                deleted.append(f"{resource} {row['uuid']}")
+    return deleted
+
+
+def export_assets(client: SupersetClient) -> dict[str, dict[str, Any]]:
+    """Everything Superset holds, exported as a bundle: ``{relative path: parsed YAML}``."""
+    r = client.request("GET", "/api/v1/assets/export/")
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        return {
+            name.split("/", 1)[1]: yaml.safe_load(zf.read(name))
+            for name in zf.namelist()
+            if name.endswith(".yaml")
+        }
+
+
+#: Keys Superset takes on import but never exports.
+_IMPORT_ONLY = ("is_managed_externally", "external_url")
+
+
+def _normalise(name: str, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """What must survive a round trip: ids the server assigns and the rendered address are
+    replaced by stable values; lists whose order the server does not keep are sorted."""
+    config = json.loads(json.dumps(config, default=str))
+    for key in _IMPORT_ONLY:
+        config.pop(key, None)
+    folder = name.split("/")[0]
+    if folder == "metadata.yaml":
+        return {"version": config["version"]}
+    if folder == "databases":
+        config["sqlalchemy_uri"] = warehouse_uri(settings)[0]
+    if folder == "datasets":
+        config["columns"] = sorted(config["columns"], key=lambda c: c["column_name"])
+        config["metrics"] = sorted(config["metrics"], key=lambda m: m["metric_name"])
+    if folder == "charts":
+        config["params"].pop("datasource", None)
+        if config.get("query_context"):
+            context = json.loads(config["query_context"])
+            context.pop("datasource", None)
+            context.get("form_data", {}).pop("datasource", None)
+            config["query_context"] = context
+    if folder == "dashboards":
+        for item in config["position"].values():
+            if isinstance(item, dict) and item.get("type") == "CHART":
+                item["meta"].pop("chartId", None)
+    return config
+
+
+def _differences(a: Any, b: Any, path: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in b:
+                out.append(f"{path}.{key}: in git, not in the export")
+            elif key not in a:
+                out.append(f"{path}.{key}: in the export, not in git ({b[key]!r:.80})")
+            else:
+                out.extend(_differences(a[key], b[key], f"{path}.{key}"))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: git {a!r:.80} != export {b!r:.80}"]
+
+
+def round_trip_differences(settings: Settings, exported: dict[str, dict[str, Any]],
+                           source: Path | None = None) -> list[str]:
+    """How the export of an imported bundle differs from the bundle in git (empty: none).
+
+    Files are matched by UUID (Superset renames them on export); a bundle that does not
+    survive a round trip would silently lose settings on the next export-and-commit."""
+    source_files = read_bundle(source or bundle_dir(settings))
+    by_uuid = {str(c.get("uuid")): (n, c) for n, c in exported.items() if n != "metadata.yaml"}
+    problems: list[str] = []
+    for name, config in source_files.items():
+        if name == "metadata.yaml":
+            other: tuple[str, dict[str, Any]] | None = (name, exported.get(name) or {})
+        else:
+            other = by_uuid.pop(str(config["uuid"]), None)
+        if other is None:
+            problems.append(f"{name}: UUID {config['uuid']} missing from the export")
+            continue
+        problems += _differences(_normalise(name, config, settings),
+                                 _normalise(other[0], other[1], settings), name)
+    problems += [f"{n}: exported but not in git" for n, _ in by_uuid.values()]
+    return problems

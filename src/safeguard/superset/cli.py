@@ -1,0 +1,110 @@
+"""``safeguard superset``: run the local Superset and load the dashboards kept in git.
+
+Registered in the main CLI with ``main.add_command(superset_cli, "superset")``.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from safeguard.config import settings
+
+if TYPE_CHECKING:
+    from safeguard.superset.server import SupersetServer
+
+
+def _server(port: int | None) -> SupersetServer:
+    # imported here: keeps `--help` fast (httpx, yaml)
+    from safeguard.superset.server import SupersetServer
+
+    return SupersetServer(settings(), port=port)
+
+
+def _import(server: SupersetServer, prune: bool) -> None:
+    from safeguard.superset import bundle
+    from safeguard.superset.client import SupersetClient
+
+    s = server.settings
+    with SupersetClient.for_server(server) as client:
+        bundle.import_bundle(client, s)
+        click.echo(f"imported {bundle.bundle_dir(s)} (overwrite by UUID)")
+        if prune:
+            for what in bundle.delete_orphans(client, s):
+                click.echo(f"deleted {what}: no longer in the bundle")
+
+
+_port_option = click.option(
+    "--port", type=int, default=None, envvar="SUPERSET_PORT",
+    help="Port on 127.0.0.1 [env SUPERSET_PORT; default 8088].",
+)
+
+
+@click.group("superset")
+def superset_cli() -> None:
+    """Apache Superset on 127.0.0.1, with the dashboards in dashboards/."""
+
+
+@superset_cli.command("up")
+@_port_option
+@click.option("--foreground", is_flag=True,
+              help="Stay attached; Ctrl-C stops Superset and all its workers.")
+def up(port: int | None, foreground: bool) -> None:
+    """Bootstrap (database, migrations, roles, admin), start the server and import the bundle.
+
+    Safe to repeat: every step is idempotent."""
+    from safeguard.superset.server import ADMIN_USERNAME, SupersetError
+
+    server = _server(port)
+    try:
+        server.bootstrap(echo=click.echo)
+        click.echo(f"Superset: starting on {server.url} (log: {server.log})")
+        server.start()
+        _import(server, prune=True)
+    except SupersetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"\nSuperset is up: {server.url}/superset/dashboard/online-enticement/\n"
+        f"  login: {ADMIN_USERNAME} / password: SUPERSET_ADMIN_PASSWORD in "
+        f"{server.settings.secrets_file}\n"
+        + ("  Ctrl-C stops it." if foreground else "  stop it with: safeguard superset stop")
+    )
+    if foreground:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while server.pid():
+                time.sleep(1)
+            raise click.ClickException(f"Superset exited; see {server.log}")
+        except (KeyboardInterrupt, SystemExit):
+            click.echo("stopping Superset")
+        finally:
+            server.stop()
+
+
+@superset_cli.command("import")
+@_port_option
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="Delete bundle-managed objects whose UUID left dashboards/.")
+def import_(port: int | None, prune: bool) -> None:
+    """Import dashboards/ into the running Superset (overwrite by UUID, no duplicates)."""
+    from safeguard.superset.server import SupersetError
+
+    server = _server(port)
+    if not server.is_healthy():
+        raise click.ClickException(
+            f"No Superset answers on {server.url}: run `safeguard superset up` first.")
+    try:
+        _import(server, prune)
+    except SupersetError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@superset_cli.command("stop")
+def stop() -> None:
+    """Stop the Superset started by `up` (the whole process group)."""
+    server = _server(None)
+    click.echo("Superset stopped" if server.stop() else "Superset was not running")

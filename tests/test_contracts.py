@@ -1,0 +1,34 @@
+"""Contracts are checked when read, with messages that name the file and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT
+
+
+def test_bundled_contracts_load(sg_settings):
+    from safeguard.contracts import all_contracts
+
+    contracts = all_contracts(sg_settings)
+    c = contracts["ncmec_cybertipline"]
+    assert c.kind.raw_table == "published_figures"
+    assert c.sample == ROOT / "data/sample/ncmec_cybertipline_2019_2022.csv"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("kind: published_figures", "kind: gossip"), "kind 'gossip'"),
+    (lambda t: t.replace("    type: count", "    type: text"), "column 'value': type"),
+    (lambda t: t.replace("grain: [year, category]", "grain: [year, colour]"), "grain"),
+    (lambda t: t.replace("on_row_failure: reject_batch", "on_row_failure: shrug"),
+     "on_row_failure"),
+])
+def test_malformed_contract_is_refused_with_a_clear_message(tmp_path, edit, message):
+    from safeguard.contracts import ContractError, load_contract
+
+    text = (ROOT / "contracts/ncmec_cybertipline.yml").read_text()
+    path = tmp_path / "ncmec_cybertipline.yml"
+    path.write_text(edit(text))
+    with pytest.raises(ContractError) as e:
+        load_contract(path)
+    assert str(e.value).startswith("ncmec_cybertipline.yml: ") and message in str(e.value)

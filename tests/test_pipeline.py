@@ -1,0 +1,152 @@
+"""The walking skeleton end to end: Airflow lands the NCMEC file, GX passes it, dbt builds
+the marts, and the published layer says +97.5%. A bad file is stopped at the GX gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import psycopg
+import pytest
+
+from conftest import ROOT, safeguard_cli
+
+NCMEC = {  # public figures, as published by NCMEC
+    ("online_enticement", 2019): 19174, ("online_enticement", 2020): 37872,
+    ("online_enticement", 2021): 44155, ("online_enticement", 2022): 80524,
+    ("cybertipline_reports_total", 2019): 16987361,
+    ("cybertipline_reports_total", 2020): 21751085,
+    ("cybertipline_reports_total", 2021): 29397681,
+    ("cybertipline_reports_total", 2022): 32059029,
+}
+
+
+def test_rows_land_in_raw_with_lineage(pipeline_done, warehouse):
+    rows = warehouse.execute(
+        "select f.category, f.year, f.value, b.file_name, b.file_sha256, b.status, b.rows_read,"
+        " b.rows_loaded, b.rows_quarantined, b.run_by from raw.published_figures f"
+        " join ops.batches b using (batch_id)").fetchall()
+    assert {(r[0], r[1]): r[2] for r in rows} == NCMEC
+    for r in rows:
+        assert r[3] == "ncmec_cybertipline_2019_2022.csv"
+        assert len(r[4]) == 64
+        assert r[5] == "loaded" and (r[6], r[7], r[8]) == (8, 8, 0)
+        assert r[9].startswith("airflow:ingest__ncmec_cybertipline/")
+
+
+def test_published_layer_says_online_enticement_rose_97_5_percent(pipeline_done):
+    with psycopg.connect(pipeline_done.url("viewer")) as conn:  # what dashboards read
+        rows = conn.execute(
+            "select category_code, year, figure_value, yoy_change_pct, source_name,"
+            " is_synthetic from reporting.rpt_published_figures_yearly").fetchall()
+    by_key = {(r[0], r[1]): r for r in rows}
+    assert {k: r[2] for k, r in by_key.items()} == NCMEC
+    assert float(by_key[("online_enticement", 2020)][3]) == 97.5
+    assert by_key[("online_enticement", 2019)][3] is None  # no year before 2019 published
+    assert all(r[4].startswith("NCMEC") and r[5] is False for r in rows)
+
+
+def test_dbt_build_passes_again_and_changes_nothing(pipeline_done, warehouse):
+    from safeguard.transform import build
+
+    before = warehouse.execute(
+        "select * from marts.fct_published_figures_yearly order by figure_id").fetchall()
+    output = build(pipeline_done)
+    assert "Completed successfully" in output and "ERROR=0" in output
+    assert "unit_test" in output  # the yoy unit tests ran
+    after = warehouse.execute(
+        "select * from marts.fct_published_figures_yearly order by figure_id").fetchall()
+    assert before == after
+
+
+def test_same_file_again_is_recognised_and_not_loaded_twice(pipeline_done, warehouse):
+    proc = safeguard_cli("ingest", "--source", "ncmec_cybertipline",
+                         str(ROOT / "data/sample/ncmec_cybertipline_2019_2022.csv"))
+    assert proc.stdout.startswith("duplicate:")
+    assert warehouse.execute("select count(*) from raw.published_figures").fetchone()[0] == 8
+
+
+@pytest.fixture()
+def bad_file(pipeline_done):
+    """The sample with a negative count, an unknown incident type and a year before 1998."""
+    text = (ROOT / "data/sample/ncmec_cybertipline_2019_2022.csv").read_text()
+    text = (text.replace('"37,872"', "-5")
+                .replace('Total CyberTipline reports,"29,397,681"', 'Sextortion,"29,397,681"')
+                .replace("2022,Online", "1990,Online"))
+    drop = pipeline_done.home / "drop" / "ncmec_cybertipline"
+    drop.mkdir(parents=True, exist_ok=True)
+    path = drop / "ncmec_bad.csv"
+    path.write_text(text)
+    yield path
+    shutil.rmtree(drop)
+
+
+def test_bad_file_is_stopped_by_gx_and_nothing_reaches_the_marts(pipeline_done, bad_file,
+                                                                  warehouse):
+    from safeguard.runner import dags_test
+
+    marts_before = warehouse.execute(
+        "select * from marts.fct_published_figures_yearly order by figure_id").fetchall()
+    state = dags_test(pipeline_done, "ingest__ncmec_cybertipline", {"file": bad_file.name})
+    assert state == "failed"
+
+    batch_id, status, read, loaded, quarantined, message = warehouse.execute(
+        "select batch_id, status, rows_read, rows_loaded, rows_quarantined, message"
+        " from ops.batches where file_name = 'ncmec_bad.csv'").fetchone()
+    assert (status, read, loaded, quarantined) == ("rejected", 8, 0, 8)
+    # the message names the file, the row, the column and the rule
+    assert "ncmec_bad.csv, row 2, column value: rule count_is_whole_non_negative" in message
+    assert "ncmec_bad.csv, row 7, column category: rule known_category" in message
+    assert "ncmec_bad.csv, row 4, column year: rule year_in_range" in message
+
+    reasons = dict(warehouse.execute(
+        "select source_row_number, reasons from quarantine.rows where batch_id = %s",
+        [batch_id]).fetchall())
+    assert len(reasons) == 8
+    assert [r["rule"] for r in reasons[2]] == ["count_is_whole_non_negative"]
+    assert reasons[1][0]["rule"] == "batch_rejected"
+    issues = {r[0] for r in warehouse.execute(
+        "select rule from ops.batch_issues where batch_id = %s", [batch_id])}
+    assert issues == {"count_is_whole_non_negative", "known_category", "year_in_range"}
+
+    # no raw row from it, and the marts are as they were
+    assert warehouse.execute("select count(*) from raw.published_figures where batch_id = %s",
+                             [batch_id]).fetchone()[0] == 0
+    assert warehouse.execute(
+        "select * from marts.fct_published_figures_yearly order by figure_id").fetchall() \
+        == marts_before
+
+
+def test_cli_ingest_exit_codes_and_messages(pipeline_done, tmp_path):
+    wrong_header = tmp_path / "renamed.csv"
+    wrong_header.write_text("Year,Type,Reports\n2020,Online Enticement of Children for Sexual Acts,1\n")
+    proc = safeguard_cli("ingest", "--source", "ncmec_cybertipline", str(wrong_header),
+                         check=False)
+    assert proc.returncode == 2
+    assert "renamed.csv, row 0 (header)" in proc.stderr
+    assert "Missing: ['Incident type']" in proc.stderr and "Unknown: ['Type']" in proc.stderr
+
+
+def test_roles_are_least_privilege(pipeline_done):
+    def can_read(role: str, table: str) -> bool:
+        with psycopg.connect(pipeline_done.url(role)) as conn:
+            try:
+                conn.execute(f"select 1 from {table} limit 1")
+                return True
+            except psycopg.errors.InsufficientPrivilege:
+                return False
+
+    for table in ("raw.published_figures", "quarantine.rows", "ops.batches",
+                  "marts.fct_published_figures_yearly"):
+        assert not can_read("viewer", table), table
+    assert can_read("viewer", "reporting.rpt_published_figures_yearly")
+    assert can_read("analyst", "marts.fct_published_figures_yearly")
+    assert not can_read("analyst", "raw.published_figures")
+    assert not can_read("analyst", "quarantine.rows")
+    assert not can_read("transformer", "quarantine.rows")
+
+
+def test_status_reports_last_batch(pipeline_done):
+    proc = safeguard_cli("status", check=False)
+    assert "ncmec_cybertipline" in proc.stdout
+    json.dumps(proc.stdout)  # printable
