@@ -32,8 +32,8 @@ def test_every_dag_has_tags_retries_and_no_catchup(dagbag):
         assert not dag.catchup, f"{dag_id} catches up"
         for t in dag.tasks:
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
-            assert t.doc_md or t.doc or (t.python_callable.__doc__ if hasattr(t, "python_callable") else None), \
-                f"{dag_id}.{t.task_id} has no docstring"
+            doc = t.doc_md or t.doc or getattr(getattr(t, "python_callable", None), "__doc__", None)
+            assert doc, f"{dag_id}.{t.task_id} has no docstring"
 
 
 def test_transform_is_scheduled_by_the_raw_assets(dagbag):

@@ -119,7 +119,7 @@ def test_bad_file_is_stopped_by_gx_and_nothing_reaches_the_marts(pipeline_done, 
 
 def test_cli_ingest_exit_codes_and_messages(pipeline_done, tmp_path):
     wrong_header = tmp_path / "renamed.csv"
-    wrong_header.write_text("Year,Type,Reports\n2020,Online Enticement of Children for Sexual Acts,1\n")
+    wrong_header.write_text("Year,Type,Reports\n2020,Online Enticement,1\n")
     proc = safeguard_cli("ingest", "--source", "ncmec_cybertipline", str(wrong_header),
                          check=False)
     assert proc.returncode == 2

@@ -40,7 +40,8 @@ def db_up() -> None:
 def db_url(role: str, database: str | None) -> None:
     """Print a connection URL for the warehouse (contains a password: do not paste it around)."""
     s = settings()
-    click.echo(s.admin_url(database or s.warehouse_db) if role == "admin" else s.url(role, database))
+    db_name = database or s.warehouse_db
+    click.echo(s.admin_url(db_name) if role == "admin" else s.url(role, database))
 
 
 @db.command("stop")
@@ -67,7 +68,7 @@ def db_status() -> None:
 
     pg = EmbeddedPostgres(s)
     running = pg.is_running()
-    click.echo(f"embedded PostgreSQL {'running on 127.0.0.1:%d' % pg.port if running else 'stopped'}")
+    click.echo(f"embedded PostgreSQL {f'running on 127.0.0.1:{pg.port}' if running else 'stopped'}")
     sys.exit(0 if running else 1)
 
 

@@ -24,7 +24,8 @@ def resolve_file(s: Settings, contract: Contract, requested: str | None) -> Path
         path = Path(requested)
         path = (path if path.is_absolute() else drop / path).resolve()
     else:
-        candidates = sorted(drop.glob("*"), key=lambda p: p.stat().st_mtime) if drop.exists() else []
+        candidates = sorted(drop.glob("*"), key=lambda p: p.stat().st_mtime) \
+            if drop.exists() else []
         path = candidates[-1].resolve() if candidates else contract.sample
         if path is None:
             raise FileNotFoundError(f"no file in {drop} and no sample for {contract.name}")

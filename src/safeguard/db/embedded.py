@@ -107,7 +107,8 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not self.initialised:
             return False
-        return self._run([str(_bin_dir() / "pg_ctl"), "status", "-D", str(self.data)]).returncode == 0
+        status = self._run([str(_bin_dir() / "pg_ctl"), "status", "-D", str(self.data)])
+        return status.returncode == 0
 
     # --- lifecycle -------------------------------------------------------------------------
     def init(self) -> None:

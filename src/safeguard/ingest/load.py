@@ -38,7 +38,8 @@ def describe_failures(file_name: str, failures: list[RuleFailure]) -> str:
     lines = []
     for f in failures:
         rows = ", ".join(map(str, f.rows[:MAX_ROWS_IN_MESSAGE]))
-        more = f" (+{len(f.rows) - MAX_ROWS_IN_MESSAGE} more)" if len(f.rows) > MAX_ROWS_IN_MESSAGE else ""
+        extra = len(f.rows) - MAX_ROWS_IN_MESSAGE
+        more = f" (+{extra} more)" if extra > 0 else ""
         noun = "row" if len(f.rows) == 1 else "rows"
         where = f"{noun} {rows}{more}" if f.rows else "rows not identified"
         lines.append(f"{file_name}, {where}, column {f.column or '-'}: rule {f.rule}: {f.message}")
