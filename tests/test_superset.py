@@ -6,10 +6,13 @@ which fills ``reporting.rpt_published_figures_yearly`` in an isolated test home.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from safeguard.superset.bundle import (
     bundle_dir,
@@ -115,12 +118,8 @@ def test_anonymous_api_request_is_refused(superset_server: SupersetServer) -> No
 
 
 def test_prune_deletes_managed_objects_that_left_the_bundle(
-        tmp_path, superset_server: SupersetServer, superset_client: SupersetClient) -> None:
+        tmp_path: Path, superset_server: SupersetServer, superset_client: SupersetClient) -> None:
     """Import never deletes (apache/superset#31957); `delete_orphans` does, for our objects."""
-    import shutil
-
-    import yaml
-
     settings = superset_server.settings
     source = tmp_path / "bundle"
     shutil.copytree(bundle_dir(settings), source)

@@ -31,8 +31,11 @@ def airflow_env(s: Settings) -> dict[str, str]:
     passwords.write_text(json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))
     passwords.chmod(0o600)
     port = airflow_port()
+    venv_bin = str(Path(sys.executable).parent)
     env = {
         **os.environ,
+        # `airflow standalone` starts its components as `airflow ...` from PATH
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "SAFEGUARD_ROOT": str(s.root),
         "SAFEGUARD_HOME": str(s.home),
         "AIRFLOW_HOME": str(home),

@@ -99,23 +99,43 @@ def _wait_http(url: str, timeout: float) -> None:
     raise PipelineFailed(f"{url} did not answer within {timeout:.0f}s")
 
 
-def start_airflow(s: Settings) -> subprocess.Popen:
-    """``airflow standalone`` in its own process session; stopped with SIGINT (see stop)."""
+def launch_airflow(s: Settings) -> subprocess.Popen:
+    """``airflow standalone`` in its own process session, with SIGINT at its default so that
+    stop_process_group can end it cleanly (SIGTERM to the group leaves hung children)."""
     log = (s.home / "airflow" / "standalone.log").open("ab")
-    proc = subprocess.Popen([airflow_exe(), "standalone"], env=airflow_env(s), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    _wait_http(f"http://127.0.0.1:{airflow_port()}/api/v2/monitor/health", 240)
-    return proc
+    return subprocess.Popen([airflow_exe(), "standalone"], env=airflow_env(s), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for_airflow(proc: subprocess.Popen, timeout: float = 300) -> None:
+    url = f"http://127.0.0.1:{airflow_port()}/api/v2/monitor/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PipelineFailed("airflow standalone exited; see .local/airflow/standalone.log")
+        try:
+            _wait_http(url, 5)
+            return
+        except PipelineFailed:
+            continue
+    raise PipelineFailed(f"Airflow did not answer on {url} within {timeout:.0f}s")
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
+    """SIGINT to the leader (it stops its own components), then SIGKILL to whatever of its
+    process group is left, so that nothing outlives the demo."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.poll() is None:
         proc.wait(10)
 
 
@@ -135,6 +155,12 @@ def demo(s: Settings) -> None:
     from safeguard.superset.client import SupersetClient
     from safeguard.superset.server import ADMIN_USERNAME, SupersetServer
 
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    # Ctrl-C and `kill` both stop everything (SIGINT may arrive ignored from a parent shell)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     print("1/5 PostgreSQL, roles, schemas, Airflow metadata ...", flush=True)
     prepare(s)
     superset = SupersetServer(s)
@@ -144,7 +170,8 @@ def demo(s: Settings) -> None:
         superset.bootstrap(echo=print)
         superset.start()
         print("3/5 Airflow standalone (scheduler, API server, DAG processor) ...", flush=True)
-        airflow_proc = start_airflow(s)
+        airflow_proc = launch_airflow(s)
+        wait_for_airflow(airflow_proc)
         before = len(_finished_runs(s, TRANSFORM_DAG))
         print("4/5 Running the pipeline through the scheduler ...", flush=True)
         for name in all_contracts(s):

@@ -66,6 +66,8 @@ def up(port: int | None, foreground: bool) -> None:
         server.start()
         _import(server, prune=True)
     except SupersetError as exc:
+        if foreground:
+            server.stop()
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"\nSuperset is up: {server.url}/superset/dashboard/online-enticement/\n"
@@ -74,6 +76,8 @@ def up(port: int | None, foreground: bool) -> None:
         + ("  Ctrl-C stops it." if foreground else "  stop it with: safeguard superset stop")
     )
     if foreground:
+        # explicit: a shell that started us in the background may have set SIGINT to ignore
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             while server.pid():
