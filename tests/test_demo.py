@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +16,15 @@ import psutil
 import pytest
 
 from conftest import TEST_HOME
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from safeguard.ports import free_port
 
 
 @pytest.mark.superset
 def test_demo_runs_the_pipeline_through_the_scheduler_and_stops_cleanly(tmp_path):
     home = TEST_HOME.parent / "test-demo"
     subprocess.run(["rm", "-rf", str(home)], check=True)
-    airflow_port, superset_port = _free_port(), _free_port()
-    env = {**os.environ, "SAFEGUARD_HOME": str(home), "SAFEGUARD_PG_PORT": str(_free_port()),
+    airflow_port, superset_port = free_port(), free_port()
+    env = {**os.environ, "SAFEGUARD_HOME": str(home), "SAFEGUARD_PG_PORT": str(free_port()),
            "AIRFLOW_PORT": str(airflow_port), "SUPERSET_PORT": str(superset_port)}
     log = tmp_path / "demo.log"
     exe = Path(sys.executable).with_name("safeguard")

@@ -24,12 +24,13 @@ def airflow_port() -> int:
     return int(os.environ.get("AIRFLOW_PORT", "8080"))
 
 
+def _passwords_file(s: Settings) -> Path:
+    return s.home / "airflow" / "passwords.json"
+
+
 def airflow_env(s: Settings) -> dict[str, str]:
     home = s.home / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))
-    passwords.chmod(0o600)
     port = airflow_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {
@@ -46,7 +47,7 @@ def airflow_env(s: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(s)),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.url(
             "airflow", s.airflow_db, driver="postgresql+psycopg2"),
         "AIRFLOW__API__PORT": str(port),
@@ -72,4 +73,8 @@ def airflow(s: Settings, *args: str, check: bool = True, capture: bool = False
 
 
 def migrate(s: Settings) -> None:
+    """Airflow's metadata schema, and the admin login of the simple auth manager."""
     airflow(s, "db", "migrate", capture=True)
+    passwords = _passwords_file(s)
+    passwords.write_text(json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))
+    passwords.chmod(0o600)

@@ -87,10 +87,10 @@ class Settings:
             )
             tmp.chmod(0o600)
             tmp.replace(self.secrets_file)
-        return {n: os.environ.get(n, stored[n]) for n in stored}
+        return {n: os.environ.get(n) or stored[n] for n in stored}
 
     def secret(self, name: str) -> str:
-        return os.environ.get(name) or self.secrets[name]
+        return self.secrets[name]
 
     def role_password(self, role: str) -> str:
         return self.secret(f"SAFEGUARD_{role.upper()}_PASSWORD")

@@ -152,7 +152,6 @@ def wait_for_pipeline(s: Settings, since_runs: int, timeout: float = 600) -> str
 def demo(s: Settings) -> None:
     """Start everything, run the pipeline through the scheduler, then wait for Ctrl-C."""
     from safeguard.superset import bundle
-    from safeguard.superset.client import SupersetClient
     from safeguard.superset.server import ADMIN_USERNAME, SupersetServer
 
     def interrupt(*_):
@@ -181,8 +180,7 @@ def demo(s: Settings) -> None:
         state = wait_for_pipeline(s, before)
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
         print("5/5 Importing the dashboards ...", flush=True)
-        with SupersetClient.for_server(superset) as client:
-            bundle.import_bundle(client, s)
+        bundle.publish(superset)
         print(f"""
 Safeguard is running. Ctrl-C stops everything.
 

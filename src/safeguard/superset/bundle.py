@@ -26,6 +26,7 @@ import yaml
 
 from safeguard.config import Settings
 from safeguard.superset.client import SupersetClient
+from safeguard.superset.server import SupersetServer
 
 #: The bundle's folders in import order, and the REST resource each becomes.
 RESOURCES = {"databases": "database", "datasets": "dataset", "charts": "chart",
@@ -90,6 +91,14 @@ def import_bundle(client: SupersetClient, settings: Settings, source: Path | Non
         files={"bundle": ("safeguard_bundle.zip", data, "application/zip")},
         data={"passwords": json.dumps(passwords), "overwrite": "true"},
     )
+
+
+def publish(server: SupersetServer, prune: bool = True) -> list[str]:
+    """Import the bundle into a running server; with ``prune``, also delete the objects we
+    manage whose UUID left ``dashboards/``. Returns what was deleted."""
+    with SupersetClient.for_server(server) as client:
+        import_bundle(client, server.settings)
+        return delete_orphans(client, server.settings) if prune else []
 
 
 def delete_orphans(client: SupersetClient, settings: Settings,

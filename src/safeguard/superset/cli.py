@@ -27,15 +27,11 @@ def _server(port: int | None) -> SupersetServer:
 
 def _import(server: SupersetServer, prune: bool) -> None:
     from safeguard.superset import bundle
-    from safeguard.superset.client import SupersetClient
 
-    s = server.settings
-    with SupersetClient.for_server(server) as client:
-        bundle.import_bundle(client, s)
-        click.echo(f"imported {bundle.bundle_dir(s)} (overwrite by UUID)")
-        if prune:
-            for what in bundle.delete_orphans(client, s):
-                click.echo(f"deleted {what}: no longer in the bundle")
+    deleted = bundle.publish(server, prune)
+    click.echo(f"imported {bundle.bundle_dir(server.settings)} (overwrite by UUID)")
+    for what in deleted:
+        click.echo(f"deleted {what}: no longer in the bundle")
 
 
 _port_option = click.option(
@@ -57,10 +53,13 @@ def up(port: int | None, foreground: bool) -> None:
     """Bootstrap (database, migrations, roles, admin), start the server and import the bundle.
 
     Safe to repeat: every step is idempotent."""
+    from safeguard.db.bootstrap import bootstrap as db_bootstrap
     from safeguard.superset.server import ADMIN_USERNAME, SupersetError
 
     server = _server(port)
     try:
+        click.echo("PostgreSQL: roles, databases, schemas")
+        db_bootstrap(server.settings)
         server.bootstrap(echo=click.echo)
         click.echo(f"Superset: starting on {server.url} (log: {server.log})")
         server.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from safeguard.config import Settings
+from safeguard.ports import port_is_free
 
 DEFAULT_PORT = 8088
 ADMIN_USERNAME = "admin"
@@ -51,23 +51,6 @@ with app.app_context():
         sm.reset_password(user.id, password)
         print(f"Superset user {username!r} exists; password synchronised")
 """
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on now (tests run their own Superset beside a developer's)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -171,11 +154,8 @@ class SupersetServer:
         return result.stdout
 
     def bootstrap(self, echo: Callable[[str], None] = lambda _: None) -> None:
-        """Idempotent: database, metadata schema, roles and permissions, the admin user."""
-        from safeguard.db.bootstrap import bootstrap as db_bootstrap
-
-        echo("PostgreSQL: roles, databases, schemas")
-        db_bootstrap(self.settings)
+        """Idempotent: metadata schema, roles and permissions, the admin user. The database
+        and its roles must exist already (``safeguard.db.bootstrap``)."""
         superset = str(self.venv_bin / "superset")
         echo("Superset: migrating the metadata database (superset db upgrade)")
         self._run("superset db upgrade", [superset, "db", "upgrade"])
@@ -218,7 +198,7 @@ class SupersetServer:
         """Start gunicorn in a new session and wait for ``/health``; no-op if ours already runs."""
         if self.pid() and self.is_healthy():
             return
-        if not _port_is_free(self.host, self.port):
+        if not port_is_free(self.port, self.host):
             raise SupersetError(
                 f"Port {self.port} on {self.host} is taken by another program. Set SUPERSET_PORT "
                 "to a free port, or stop what listens there."

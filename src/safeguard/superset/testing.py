@@ -14,20 +14,21 @@ from collections.abc import Iterator
 import pytest
 
 from safeguard.config import Settings
-from safeguard.superset.bundle import import_bundle
+from safeguard.ports import free_port
+from safeguard.superset.bundle import publish
 from safeguard.superset.client import SupersetClient
-from safeguard.superset.server import SupersetServer, free_port
+from safeguard.superset.server import SupersetServer
 
 
 @pytest.fixture(scope="session")
 def superset_server(pipeline_done: Settings) -> Iterator[SupersetServer]:
     """Superset bootstrapped and started for the test home, the bundle imported once."""
+    # a free port: tests run their own Superset beside a developer's
     server = SupersetServer(pipeline_done, port=free_port())
     server.bootstrap()
     server.start()
     try:
-        with SupersetClient.for_server(server) as client:
-            import_bundle(client, pipeline_done)
+        publish(server, prune=False)
         yield server
     finally:
         server.stop()
