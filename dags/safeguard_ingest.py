@@ -6,7 +6,11 @@ transaction). A successful load updates the raw table's Asset, which schedules t
 (``safeguard_transform``). A bad file fails the run without retries, so dbt never sees it.
 
 Trigger with ``{"file": "<name in the drop folder>"}``; without it the newest file in
-``$SAFEGUARD_HOME/drop/<contract>/`` is read, or the contract's bundled sample.
+``$SAFEGUARD_HOME/drop/<contract>/`` is read, or the contract's bundled sample. Scheduled and
+backfill runs read the file whose name dates it inside their data interval
+(``partner_aggregates_2020-03.csv`` for March 2020), and are skipped when there is none; so
+``airflow backfill create --dag-id ingest__<contract> --from-date ... --to-date ...`` loads a
+date range, and re-running it loads nothing twice (the content hash is known).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def build_ingest_dag(contract: Contract):
         description=contract.description,
         doc_md=__doc__,
         schedule=contract.schedule,
-        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        start_date=datetime(2015, 1, 1, tzinfo=UTC),  # backfills may reach back this far
         catchup=False,
         max_active_runs=1,  # one batch in a source's landing table at a time
         tags=["safeguard", "ingest", contract.kind.name],
@@ -36,12 +40,18 @@ def build_ingest_dag(contract: Contract):
     )
     def ingest():
         @task
-        def land(params=None, run_id=None) -> dict:
+        def land(params=None, run_id=None, dag_run=None, data_interval_start=None,
+                 data_interval_end=None) -> dict:
             """Stream the file into raw.landing__<contract> and open a batch in ops.batches."""
             from safeguard.tasks import land as run
 
+            # scheduled and backfill runs read the delivery dated in their interval
+            run_type = str(getattr(dag_run, "run_type", "manual"))
+            interval = None
+            if "manual" not in run_type and data_interval_start and data_interval_end:
+                interval = (data_interval_start.date(), data_interval_end.date())
             return run(contract.name, (params or {}).get("file") or None,
-                       f"airflow:ingest__{contract.name}/{run_id}")
+                       f"airflow:ingest__{contract.name}/{run_id}", interval)
 
         @task(outlets=[raw_asset(contract.kind.raw_table)])
         def validate_and_load(landed: dict) -> dict:

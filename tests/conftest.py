@@ -68,3 +68,20 @@ def warehouse(sg_settings: Settings) -> Iterator[psycopg.Connection]:
     """An administrator's connection to the warehouse, for assertions only."""
     with psycopg.connect(sg_settings.admin_url(sg_settings.warehouse_db), autocommit=True) as c:
         yield c
+
+
+@pytest.fixture()
+def scratch(warehouse):
+    """Batches a test loads are removed afterwards, so the shared warehouse keeps only the
+    pipeline's own data for the tests that follow."""
+    t0 = warehouse.execute("select clock_timestamp()").fetchone()[0]
+    yield
+    batches = "select batch_id from ops.batches where started_at >= %s"
+    tables = warehouse.execute(
+        "select table_schema, table_name from information_schema.columns where column_name = "
+        "'batch_id' and table_schema in ('raw', 'quarantine', 'ops') and table_name not in "
+        "('batches') and table_name not like 'landing%%'").fetchall()
+    for schema, table in tables:
+        warehouse.execute(f'delete from "{schema}"."{table}" where batch_id in ({batches})',
+                          [t0])
+    warehouse.execute(f"delete from ops.batches where batch_id in ({batches})", [t0])

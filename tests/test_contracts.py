@@ -32,3 +32,18 @@ def test_malformed_contract_is_refused_with_a_clear_message(tmp_path, edit, mess
     with pytest.raises(ContractError) as e:
         load_contract(path)
     assert str(e.value).startswith("ncmec_cybertipline.yml: ") and message in str(e.value)
+
+
+def test_committed_gx_suites_are_the_ones_the_contracts_derive(sg_settings):
+    """The suites in git (expectations/gx) are reviewed with their contract: a contract edited
+    without committing its regenerated suite fails here."""
+    import great_expectations as gx
+
+    from safeguard.contracts import all_contracts
+    from safeguard.ingest.validate import _expectations, _rules, gx_context
+
+    for contract in all_contracts(sg_settings).values():
+        context = gx_context(sg_settings, contract)
+        committed = context.suites.get(contract.name)
+        derived = gx.ExpectationSuite(name=contract.name, expectations=_expectations(contract))
+        assert _rules(committed) == _rules(derived), contract.name

@@ -25,7 +25,8 @@ def test_rows_land_in_raw_with_lineage(pipeline_done, warehouse):
     rows = warehouse.execute(
         "select f.category, f.year, f.value, b.file_name, b.file_sha256, b.status, b.rows_read,"
         " b.rows_loaded, b.rows_quarantined, b.run_by from raw.published_figures f"
-        " join ops.batches b using (batch_id)").fetchall()
+        " join ops.batches b using (batch_id) where b.source_name = 'ncmec_cybertipline'"
+    ).fetchall()
     assert {(r[0], r[1]): r[2] for r in rows} == NCMEC
     for r in rows:
         assert r[3] == "ncmec_cybertipline_2019_2022.csv"
@@ -38,7 +39,8 @@ def test_published_layer_says_online_enticement_rose_97_5_percent(pipeline_done)
     with psycopg.connect(pipeline_done.url("viewer")) as conn:  # what dashboards read
         rows = conn.execute(
             "select category_code, year, figure_value, yoy_change_pct, source_name,"
-            " is_synthetic from reporting.rpt_published_figures_yearly").fetchall()
+            " is_synthetic from reporting.rpt_published_figures_yearly"
+            " where publisher = 'NCMEC'").fetchall()
     by_key = {(r[0], r[1]): r for r in rows}
     assert {k: r[2] for k, r in by_key.items()} == NCMEC
     assert float(by_key[("online_enticement", 2020)][3]) == 97.5
@@ -63,7 +65,8 @@ def test_same_file_again_is_recognised_and_not_loaded_twice(pipeline_done, wareh
     proc = safeguard_cli("ingest", "--source", "ncmec_cybertipline",
                          str(ROOT / "data/sample/ncmec_cybertipline_2019_2022.csv"))
     assert proc.stdout.startswith("duplicate:")
-    assert warehouse.execute("select count(*) from raw.published_figures").fetchone()[0] == 8
+    assert warehouse.execute("select count(*) from raw.published_figures"
+                             " where publisher = 'NCMEC'").fetchone()[0] == 8
 
 
 @pytest.fixture()
@@ -94,10 +97,10 @@ def test_bad_file_is_stopped_by_gx_and_nothing_reaches_the_marts(pipeline_done, 
         "select batch_id, status, rows_read, rows_loaded, rows_quarantined, message"
         " from ops.batches where file_name = 'ncmec_bad.csv'").fetchone()
     assert (status, read, loaded, quarantined) == ("rejected", 8, 0, 8)
-    # the message names the file, the row, the column and the rule
-    assert "ncmec_bad.csv, row 2, column value: rule count_is_whole_non_negative" in message
-    assert "ncmec_bad.csv, row 7, column category: rule known_category" in message
-    assert "ncmec_bad.csv, row 4, column year: rule year_in_range" in message
+    # the message names the file, the row (as numbered in the file), the column and the rule
+    assert "ncmec_bad.csv, row 3, column value: rule count_is_whole_non_negative" in message
+    assert "ncmec_bad.csv, row 8, column category: rule known_category" in message
+    assert "ncmec_bad.csv, row 5, column year: rule year_in_range" in message
 
     reasons = dict(warehouse.execute(
         "select source_row_number, reasons from quarantine.rows where batch_id = %s",
@@ -123,7 +126,7 @@ def test_cli_ingest_exit_codes_and_messages(pipeline_done, tmp_path):
     proc = safeguard_cli("ingest", "--source", "ncmec_cybertipline", str(wrong_header),
                          check=False)
     assert proc.returncode == 2
-    assert "renamed.csv, row 0 (header)" in proc.stderr
+    assert "renamed.csv, row 1 (header)" in proc.stderr
     assert "Missing: ['Incident type']" in proc.stderr and "Unknown: ['Type']" in proc.stderr
 
 

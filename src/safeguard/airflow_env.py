@@ -58,6 +58,9 @@ def airflow_env(s: Settings) -> dict[str, str]:
         "AIRFLOW__API__SECRET_KEY": s.secret("AIRFLOW__API__SECRET_KEY"),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # "@monthly" means "each month's data": a run's data interval is the month it loads
+        # (Airflow 3's default trigger timetable gives an empty interval)
+        "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "True",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "GX_ANALYTICS_ENABLED": "false",

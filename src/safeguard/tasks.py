@@ -4,6 +4,8 @@ scheduler. Failures that a retry cannot fix (a bad file) are raised as non-retry
 from __future__ import annotations
 
 import os
+import re
+from datetime import date
 from pathlib import Path
 
 from safeguard.config import Settings, settings
@@ -15,20 +17,60 @@ def drop_dir(s: Settings, contract: Contract) -> Path:
     return (base / contract.name).resolve()
 
 
-def resolve_file(s: Settings, contract: Contract, requested: str | None) -> Path:
-    """The file a run reads: the one asked for, else the newest in the drop folder, else the
-    contract's bundled sample. Only files inside the drop folder or the sample folder."""
+def delivered_files(drop: Path) -> list[Path]:
+    """Files in a drop folder, without the ones still being written (dot-files, ``*.tmp``,
+    ``*.part``)."""
+    if not drop.exists():
+        return []
+    return [p for p in drop.iterdir() if p.is_file() and not p.name.startswith(".")
+            and p.suffix not in (".tmp", ".part")]
+
+
+_DATED = re.compile(r"(?<![0-9])([12][0-9]{3})-(0[1-9]|1[0-2])(?:-([0-3][0-9]))?(?![0-9])")
+
+
+def period_of(path: Path) -> date | None:
+    """The period a delivered file covers, from a date in its name (``..._2020-03.csv``,
+    ``..._2020-03-31.csv``); None when its name carries no date."""
+    m = _DATED.search(path.name)
+    if not m:
+        return None
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3] or 1))
+    except ValueError:
+        return None
+
+
+class NoFileForPeriod(FileNotFoundError):
+    """A scheduled or backfill run found no delivery for its data interval."""
+
+
+def resolve_file(s: Settings, contract: Contract, requested: str | None,
+                 interval: tuple[date, date] | None = None) -> Path:
+    """The file a run reads: the one asked for; for a scheduled or backfill run, the file
+    whose name dates it inside the run's data interval [start, end); else the newest in the
+    drop folder, else the contract's bundled sample. Only files inside the drop folder or the
+    sample folder are read."""
     drop = drop_dir(s, contract)
     allowed = [drop, (s.root / "data" / "sample").resolve()]
+    dated = [(period_of(p), p) for p in delivered_files(drop)]
+    dated = [(d, p) for d, p in dated if d is not None]
     if requested:
         path = Path(requested)
         path = (path if path.is_absolute() else drop / path).resolve()
+    elif interval and dated:
+        start, end = interval
+        due = sorted((p.name, p) for d, p in dated if start <= d < end)
+        if not due:
+            raise NoFileForPeriod(f"no file in {drop} dated from {start} to before {end}")
+        path = due[-1][1].resolve()
     else:
-        candidates = sorted(drop.glob("*"), key=lambda p: p.stat().st_mtime) \
-            if drop.exists() else []
+        candidates = sorted(delivered_files(drop), key=lambda p: p.stat().st_mtime)
         path = candidates[-1].resolve() if candidates else contract.sample
         if path is None:
-            raise FileNotFoundError(f"no file in {drop} and no sample for {contract.name}")
+            hint = ("; `safeguard generate` writes its synthetic sample" if contract.generated_by
+                    else "")
+            raise FileNotFoundError(f"no file in {drop} and no sample for {contract.name}{hint}")
     if not any(path.is_relative_to(a) for a in allowed):
         raise PermissionError(f"{path} is outside the drop folder {drop}: refused")
     if not path.is_file():
@@ -42,13 +84,19 @@ def _non_retryable(e: Exception) -> Exception:
     return AirflowFailException(str(e))
 
 
-def land(contract_name: str, requested_file: str | None, run_by: str) -> dict:
+def land(contract_name: str, requested_file: str | None, run_by: str,
+         interval: tuple[date, date] | None = None) -> dict:
     from safeguard.ingest.errors import FileRejected
     from safeguard.ingest.landing import land_file
 
     s = settings()
     contract = get_contract(s, contract_name)
-    path = resolve_file(s, contract, requested_file)
+    try:
+        path = resolve_file(s, contract, requested_file, interval)
+    except NoFileForPeriod as e:
+        from airflow.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(str(e)) from e
     try:
         landed = land_file(s, contract, path, run_by)
     except FileRejected as e:

@@ -2,24 +2,32 @@
 
 A contract names the kind of data (which ``raw`` table it lands in), the file format, the
 mapping from the file's own headers and labels to our canonical names and codes, each
-column's type and rules, the grain, and what to do when rows break the rules. Everything
-downstream (landing, the GX suite, the load into ``raw``) is derived from it, so a new source
-is onboarded by adding a file, with no Python and no SQL.
+column's type and rules, the grain, wide tables to unpivot, published total rows to reconcile,
+and what to do when rows break the rules. Everything downstream (landing, the GX suite, the
+load into ``raw``) is derived from it, so a new source is onboarded by adding a file, with no
+Python and no SQL. ``docs`` for each field: README, "Add a source".
 """
 
 from __future__ import annotations
 
+import os
+import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from safeguard.config import Settings
-from safeguard.contracts.kinds import KINDS, Kind
+from safeguard.config import Settings, repo_root
+from safeguard.contracts.kinds import KINDS, SQL_TYPES, Kind
+from safeguard.contracts.reference import reference_codes
 
-COLUMN_TYPES = {"year", "count", "category"}
+COLUMN_TYPES = set(SQL_TYPES)
+#: types whose values are labels mapped to codes
+LABELLED_TYPES = {"category", "category_list", "country", "boolean"}
 ROW_FAILURE_POLICIES = {"reject_batch", "quarantine_rows"}
+FILE_FORMATS = {"csv", "xlsx", "json", "jsonl"}
 
 
 class ContractError(ValueError):
@@ -29,13 +37,57 @@ class ContractError(ValueError):
 @dataclass(frozen=True)
 class Column:
     name: str
-    source: str
+    #: the file's own header (None for the columns an unpivot fills)
+    source: str | None
     type: str
+    #: accepted label -> our code
     values: dict[str, str] = field(default_factory=dict)
-    min: int | None = None
-    max: int | None = None
+    min: Any = None
+    max: Any = None
     thousands_separator: str | None = None
     required: bool = True
+    separator: str = ";"
+
+    @property
+    def label(self) -> str:
+        return self.source or self.name
+
+
+@dataclass(frozen=True)
+class Unpivot:
+    """Wide tables: headers matching ``columns`` become values of ``name_to``, cells of
+    ``value_to`` (e.g. years as columns -> year, value)."""
+
+    columns: str
+    name_to: str
+    value_to: str
+    skip_empty: bool = True
+
+    def matches(self, header: str) -> bool:
+        return re.fullmatch(self.columns, header) is not None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Rows the publisher gives as totals: ``when`` (column -> code) marks them; each must
+    equal the sum of ``sum_of`` over the other rows of its group (the grain minus ``when``)."""
+
+    when: dict[str, str]
+    sum_of: str
+    tolerance: int = 0
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    format: str = "csv"
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    sheet: str | None = None
+    header_row: int = 1
+    footer_starts_with: tuple[str, ...] = ()
+    null_values: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    records_path: str = "item"
 
 
 @dataclass(frozen=True)
@@ -48,25 +100,117 @@ class Contract:
     grain: tuple[str, ...]
     on_row_failure: str
     constants: dict[str, Any]
-    file_format: str
-    encoding: str
-    delimiter: str
+    file: FileSpec
+    unpivot: Unpivot | None
+    totals: Totals | None
     sample: Path | None
+    generated_by: str | None
     schedule: str | None
 
     @property
     def landing_table(self) -> str:
         return f"landing__{self.name}"
 
+    @property
+    def encoding(self) -> str:
+        return self.file.encoding
+
+    @property
+    def delimiter(self) -> str:
+        return self.file.delimiter
+
+    @property
+    def file_format(self) -> str:
+        return self.file.format
+
+    @property
+    def read_columns(self) -> tuple[Column, ...]:
+        """Columns read from a header of their own (not filled by the unpivot)."""
+        return tuple(c for c in self.columns if c.source is not None)
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    def has_column(self, name: str) -> bool:
+        return any(c.name == name for c in self.columns)
 
 
 def _fail(path: Path, what: str) -> ContractError:
     return ContractError(f"{path.name}: {what}")
 
 
+def _column(path: Path, kind: Kind, name: str, spec: dict, seeds: Path,
+            unpivoted: bool) -> Column:
+    if not isinstance(spec, dict):
+        raise _fail(path, f"column {name!r}: expected a mapping of settings")
+    if name not in kind.types:
+        raise _fail(path, f"column {name!r} is not a column of kind {kind.name!r}: "
+                          f"use one of {sorted(kind.types)}")
+    expected = kind.types[name]
+    typ = spec.get("type", expected)
+    if typ not in COLUMN_TYPES:
+        raise _fail(path, f"column {name!r}: type must be one of {sorted(COLUMN_TYPES)}")
+    if typ != expected:
+        raise _fail(path, f"column {name!r}: type must be {expected!r} for kind {kind.name!r}")
+    values = {str(k): str(v) for k, v in (spec.get("values") or {}).items()}
+    for label in values:
+        if "{" in label or "}" in label:
+            raise _fail(path, f"column {name!r}: label {label!r} may not contain braces")
+    reference = kind.references.get(name)
+    if typ in LABELLED_TYPES:
+        if reference:
+            try:
+                codes = reference_codes(seeds, reference)
+            except FileNotFoundError as e:
+                raise _fail(path, f"column {name!r}: {e}") from e
+            bad = sorted(set(values.values()) - codes)
+            if bad:
+                raise _fail(path, f"column {name!r}: {bad} are not codes of the reference list "
+                                  f"dbt/seeds/ref_{reference}.csv")
+            if not values or typ == "country":  # codes delivered as they are
+                values = {**{c: c for c in sorted(codes)}, **values}
+        elif typ == "boolean":
+            values = values or {"true": "true", "false": "false"}
+            if not set(values.values()) <= {"true", "false"}:
+                raise _fail(path, f"column {name!r}: a boolean maps its labels to true/false")
+        elif not values:
+            raise _fail(path, f"column {name!r}: a category needs its allowed 'values'")
+    required = spec.get("required", True)
+    if not required and name not in kind.optional:
+        raise _fail(path, f"column {name!r} is required by kind {kind.name!r}")
+    source = spec.get("from", None if unpivoted else name)
+    return Column(
+        name=name, source=None if source is None else str(source), type=typ, values=values,
+        min=spec.get("min"), max=spec.get("max"),
+        thousands_separator=spec.get("thousands_separator"), required=required,
+        separator=str(spec.get("separator", ";")),
+    )
+
+
+def _file_spec(path: Path, doc: dict) -> FileSpec:
+    f = doc.get("file") or {}
+    spec = FileSpec(
+        format=f.get("format", "csv"), encoding=f.get("encoding", "utf-8"),
+        delimiter=f.get("delimiter", ","), sheet=f.get("sheet"),
+        header_row=int(f.get("header_row", 1)),
+        footer_starts_with=tuple(str(s) for s in f.get("footer_starts_with") or ()),
+        null_values=tuple(str(s) for s in f.get("null_values") or ()),
+        timezone=f.get("timezone", "UTC"), records_path=f.get("records_path", "item"),
+    )
+    if spec.format not in FILE_FORMATS:
+        raise _fail(path, f"file.format must be one of {sorted(FILE_FORMATS)}")
+    if spec.header_row < 1:
+        raise _fail(path, "file.header_row counts from 1")
+    try:
+        zoneinfo.ZoneInfo(spec.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+        raise _fail(path, f"file.timezone {spec.timezone!r} is not a time zone") from e
+    return spec
+
+
 def load_contract(path: Path, root: Path | None = None) -> Contract:
+    root = root or repo_root()
+    seeds = root / "dbt" / "seeds"
     doc = yaml.safe_load(path.read_text()) or {}
     for key in ("name", "kind", "columns", "grain"):
         if key not in doc:
@@ -76,27 +220,34 @@ def load_contract(path: Path, root: Path | None = None) -> Contract:
     kind = KINDS[doc["kind"]]
     if not str(doc["name"]).isidentifier() or doc["name"] != str(doc["name"]).lower():
         raise _fail(path, "name must be lower_snake_case (it names tables and DAGs)")
-    columns = []
-    for name, spec in doc["columns"].items():
-        if spec.get("type") not in COLUMN_TYPES:
-            raise _fail(path, f"column {name!r}: type must be one of {sorted(COLUMN_TYPES)}")
-        if name not in kind.columns:
-            raise _fail(path, f"column {name!r} is not a column of kind {kind.name!r}: "
-                              f"use one of {sorted(kind.columns)}")
-        if spec["type"] == "category" and not spec.get("values"):
-            raise _fail(path, f"column {name!r}: a category needs its allowed 'values'")
-        columns.append(Column(
-            name=name, source=str(spec.get("from", name)), type=spec["type"],
-            values={str(k): str(v) for k, v in (spec.get("values") or {}).items()},
-            min=spec.get("min"), max=spec.get("max"),
-            thousands_separator=spec.get("thousands_separator"),
-            required=spec.get("required", True),
-        ))
-    missing = set(kind.columns) - {c.name for c in columns}
+
+    unpivot = None
+    if doc.get("unpivot"):
+        u = doc["unpivot"]
+        try:
+            unpivot = Unpivot(columns=str(u["columns"]), name_to=u["name_to"],
+                              value_to=u["value_to"], skip_empty=u.get("skip_empty", True))
+            re.compile(unpivot.columns)
+        except (KeyError, TypeError) as e:
+            raise _fail(path, "unpivot needs columns (a pattern), name_to and value_to") from e
+        except re.error as e:
+            raise _fail(path, f"unpivot.columns is not a valid pattern: {e}") from e
+    filled = {unpivot.name_to, unpivot.value_to} if unpivot else set()
+
+    columns = [_column(path, kind, name, spec, seeds, name in filled)
+               for name, spec in doc["columns"].items()]
+    names = {c.name for c in columns}
+    missing = set(kind.types) - set(kind.optional) - names
     if missing:
         raise _fail(path, f"kind {kind.name!r} needs columns {sorted(missing)}")
+    if filled - names:
+        raise _fail(path, f"unpivot fills {sorted(filled - names)}, which the contract lacks")
+    sources = [c.source for c in columns if c.source is not None]
+    if len(sources) != len(set(sources)):
+        raise _fail(path, "two columns read the same header ('from')")
+
     grain = tuple(doc["grain"])
-    if not set(grain) <= {c.name for c in columns}:
+    if not set(grain) <= names:
         raise _fail(path, f"grain {list(grain)} names columns the contract does not have")
     policy = doc.get("on_row_failure", "quarantine_rows")
     if policy not in ROW_FAILURE_POLICIES:
@@ -105,20 +256,38 @@ def load_contract(path: Path, root: Path | None = None) -> Contract:
     for k, v in constants.items():
         if v is None:
             raise _fail(path, f"kind {kind.name!r} needs field {k!r}")
-    file = doc.get("file") or {}
+
+    totals = None
+    if doc.get("totals"):
+        t = doc["totals"]
+        if not kind.has_totals:
+            raise _fail(path, f"kind {kind.name!r} has no total rows to reconcile")
+        if not isinstance(t, dict) or not isinstance(t.get("when"), dict) or "sum_of" not in t:
+            raise _fail(path, "totals needs when: {column: code} and sum_of: column")
+        totals = Totals(when={str(k): str(v) for k, v in t["when"].items()},
+                        sum_of=str(t["sum_of"]), tolerance=int(t.get("tolerance", 0)))
+        for col, code in totals.when.items():
+            if col not in names or code not in set(next(
+                    c for c in columns if c.name == col).values.values()):
+                raise _fail(path, f"totals.when {col}: {code!r} is not a code of that column")
+        if totals.sum_of not in names:
+            raise _fail(path, f"totals.sum_of {totals.sum_of!r} is not a column")
+
     sample = doc.get("sample")
     return Contract(
         name=doc["name"], kind=kind, path=path, description=doc.get("description", ""),
         columns=tuple(columns), grain=grain, on_row_failure=policy, constants=constants,
-        file_format=file.get("format", "csv"), encoding=file.get("encoding", "utf-8"),
-        delimiter=file.get("delimiter", ","),
-        sample=(root / sample) if (root and sample) else None,
-        schedule=doc.get("schedule"),
+        file=_file_spec(path, doc), unpivot=unpivot, totals=totals,
+        sample=(root / sample) if sample else None,
+        generated_by=doc.get("generated_by"), schedule=doc.get("schedule"),
     )
 
 
 def contracts_dir(settings: Settings) -> Path:
-    return settings.root / "contracts"
+    """``contracts/`` in the checkout, or ``SAFEGUARD_CONTRACTS_DIR`` (e.g. a deployment's own
+    set of sources kept outside the code)."""
+    env = os.environ.get("SAFEGUARD_CONTRACTS_DIR")
+    return Path(env).resolve() if env else settings.root / "contracts"
 
 
 def all_contracts(settings: Settings) -> dict[str, Contract]:

@@ -1,34 +1,158 @@
 """Kinds of source: each lands in one ``raw`` table with a fixed canonical shape.
 
-A contract maps its file onto a kind; the kind decides the raw table and its SQL types. The
-raw table also carries lineage on every row: ``batch_id`` (-> ``ops.batches``) and the
+A contract maps its file onto a kind; the kind decides the raw table, each column's logical
+type (which decides its rules and its SQL type), which reference list a category is checked
+against (``dbt/seeds/ref_<reference>.csv``), and the rules that tie columns of a row together.
+The raw table also carries lineage on every row: ``batch_id`` (-> ``ops.batches``) and the
 source row number.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from safeguard.contracts.predicates import as_timestamp
+
+#: logical type -> SQL type in raw
+SQL_TYPES = {
+    "year": "integer",
+    "integer": "integer",
+    "count": "bigint",
+    "category": "text",
+    "country": "text",
+    "category_list": "text[]",
+    "boolean": "boolean",
+    "month": "date",
+    "date": "date",
+    "timestamp": "timestamptz",
+    "pseudonym": "text",
+}
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across columns of one row, as SQL over the landing table's canonical columns.
+
+    ``where`` selects the *failing* rows; it sees text columns as delivered, so casts must be
+    guarded (the per-column rules report malformed values on their own), and ``code(col)``
+    stands for the column's value mapped to our code.
+    """
+
+    rule: str
+    column: str
+    where: str
+    message: str
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str
     raw_table: str
-    #: canonical column -> SQL type in raw
-    columns: dict[str, str]
-    #: contract-level fields copied onto every raw row (column -> SQL type)
+    #: canonical column -> logical type (see SQL_TYPES)
+    types: dict[str, str]
+    #: contract-level fields copied onto every raw row (field -> SQL type)
     constants: dict[str, str]
     #: column -> the raw column that keeps the publisher's own label next to our code
-    label_columns: dict[str, str]
+    label_columns: dict[str, str] = field(default_factory=dict)
+    #: category column -> reference list in dbt/seeds/ref_<name>.csv (first column = codes)
+    references: dict[str, str] = field(default_factory=dict)
+    #: columns a contract may leave out or leave empty
+    optional: frozenset[str] = frozenset()
+    row_rules: tuple[RowRule, ...] = ()
+    #: whether a contract may declare published total rows, reconciled against their parts
+    has_totals: bool = False
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """canonical column -> SQL type in raw."""
+        return {name: SQL_TYPES[t] for name, t in self.types.items()}
+
+
+def _ts(col: str) -> str:
+    """A guarded cast: the timestamp when the text is well formed, else null."""
+    return as_timestamp(col)
+
+
+def _not_before_received(col: str) -> RowRule:
+    return RowRule(f"{col}_not_before_received", col,
+                   f"{_ts(col)} < {_ts('received_at')}",
+                   f"{col} must not be earlier than received_at")
 
 
 PUBLISHED_FIGURES = Kind(
     name="published_figures",
     raw_table="published_figures",
-    columns={"year": "integer", "category": "text", "value": "bigint"},
+    types={"year": "year", "category": "category", "value": "count"},
     constants={"publisher": "text", "series": "text", "source_name": "text",
                "is_synthetic": "boolean"},
     label_columns={"category": "category_label"},
+    has_totals=True,
 )
 
-KINDS = {k.name: k for k in (PUBLISHED_FIGURES,)}
+CASE_EXTRACT = Kind(
+    name="case_extract",
+    raw_table="hotline_cases",
+    types={
+        "case_key": "pseudonym",
+        "received_at": "timestamp",
+        "reporter_type": "category",
+        "channel": "category",
+        "exploitation_types": "category_list",
+        "grooming_stage": "category",
+        "victim_age_band": "category",
+        "country_code": "country",
+        "triaged_at": "timestamp",
+        "assessment": "category",
+        "referred_to": "category",
+        "referred_at": "timestamp",
+        "closed_at": "timestamp",
+    },
+    constants={"source_organisation": "text", "is_synthetic": "boolean"},
+    references={
+        "reporter_type": "reporter_types", "channel": "channels",
+        "exploitation_types": "exploitation_types", "grooming_stage": "grooming_stages",
+        "victim_age_band": "age_bands", "country_code": "countries",
+        "assessment": "assessments", "referred_to": "referral_targets",
+    },
+    optional=frozenset({"triaged_at", "assessment", "referred_to", "referred_at", "closed_at"}),
+    row_rules=(
+        RowRule("not_in_future", "received_at", f"{_ts('received_at')} > now()",
+                "received_at must not be in the future"),
+        _not_before_received("triaged_at"),
+        _not_before_received("referred_at"),
+        _not_before_received("closed_at"),
+        RowRule("referral_has_time", "referred_at",
+                "code(referred_to) <> 'none' and referred_at is null",
+                "a referred case needs referred_at"),
+    ),
+)
+
+PARTNER_AGGREGATES = Kind(
+    name="partner_aggregates",
+    raw_table="partner_aggregates",
+    types={
+        "month": "month",
+        "country_code": "country",
+        "channel": "category",
+        "exploitation_type": "category",
+        "grooming_stage": "category",
+        "reporter_type": "category",
+        "case_count": "count",
+    },
+    constants={"source_organisation": "text", "is_synthetic": "boolean"},
+    references={
+        "country_code": "countries", "channel": "channels",
+        "exploitation_type": "exploitation_types", "grooming_stage": "grooming_stages",
+        "reporter_type": "reporter_types",
+    },
+)
+
+LEGISLATION = Kind(
+    name="legislation",
+    raw_table="legislation_review",
+    types={"country_code": "country", "edition": "integer", "has_dedicated_law": "boolean"},
+    constants={"publisher": "text", "source_name": "text", "is_synthetic": "boolean"},
+    references={"country_code": "countries"},
+)
+
+KINDS = {k.name: k for k in (PUBLISHED_FIGURES, CASE_EXTRACT, PARTNER_AGGREGATES, LEGISLATION)}

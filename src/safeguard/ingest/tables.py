@@ -21,24 +21,42 @@ create table if not exists quarantine.rows (
 
 
 def ensure_raw_table(conn: psycopg.Connection, kind: Kind) -> None:
-    cols = [sql.SQL("batch_id uuid not null references ops.batches (batch_id)"),
-            sql.SQL("source_row_number bigint not null")]
-    cols += [sql.SQL("{} {} not null").format(sql.Identifier(n), sql.SQL(t))
-             for n, t in kind.constants.items()]
+    """Create the kind's raw table, or add the columns a newer version of the kind has."""
+    table = sql.Identifier("raw", kind.raw_table)
+    conn.execute(sql.SQL(
+        "create table if not exists {} (batch_id uuid not null references ops.batches "
+        "(batch_id), source_row_number bigint not null, primary key (batch_id, "
+        "source_row_number))").format(table))
+    cols = [("source_row", "bigint"), ("source_column", "text")]
+    cols += list(kind.constants.items())
     for name, typ in kind.columns.items():
-        cols.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(typ)))
+        cols.append((name, typ))
         if name in kind.label_columns:
-            cols.append(sql.SQL("{} text").format(sql.Identifier(kind.label_columns[name])))
-    cols.append(sql.SQL("primary key (batch_id, source_row_number)"))
-    conn.execute(sql.SQL("create table if not exists raw.{} ({})").format(
-        sql.Identifier(kind.raw_table), sql.SQL(", ").join(cols)))
+            cols.append((kind.label_columns[name], "text"))
+    if kind.has_totals:
+        cols.append(("is_total", "boolean not null default false"))
+    have = {r[0] for r in conn.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' "
+        "and table_name = %s", [kind.raw_table])}
+    for name, typ in cols:
+        if name in have:  # ALTER locks the table even when it does nothing
+            continue
+        conn.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
+            table, sql.Identifier(name), sql.SQL(typ)))
     conn.execute(QUARANTINE_DDL)
+
+
+#: landing lineage: record number (unique in the batch), the file row it came from, the
+#: header of the cell an unpivot read it from, and the identifying data found (masked) in it
+LINEAGE = ("batch_id", "source_row_number", "source_row", "source_column", "pii_findings")
 
 
 def recreate_landing_table(conn: psycopg.Connection, contract: Contract) -> None:
     """Landing holds one batch at a time, as delivered (text), for GX to check in place."""
-    cols = [sql.SQL("batch_id uuid not null"), sql.SQL("source_row_number bigint not null")]
-    cols += [sql.SQL("{} text").format(sql.Identifier(c.name)) for c in contract.columns]
+    cols = [sql.SQL("batch_id uuid not null"), sql.SQL("source_row_number bigint not null"),
+            sql.SQL("source_row bigint not null"), sql.SQL("source_column text"),
+            sql.SQL("pii_findings text")]
+    cols += [sql.SQL("{} text").format(sql.Identifier(c)) for c in contract.kind.types]
     table = sql.Identifier("raw", contract.landing_table)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     conn.execute(sql.SQL("create unlogged table {} ({})").format(table, sql.SQL(", ").join(cols)))

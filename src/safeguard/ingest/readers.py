@@ -1,0 +1,293 @@
+"""Read a delivered file as a stream of canonical records, whatever its format.
+
+Each format yields ``(row number in the file, cells)``; the header is the contract's
+``file.header_row``-th row. Then the contract's header check, unpivot, null values, number
+formats and pseudonymisation are applied the same way for all formats. Memory does not grow
+with the file: CSV and JSON are parsed incrementally and XLSX is opened read-only.
+
+Row numbers are the ones a person sees when opening the file: the line in a text file where
+the record starts, the row in a spreadsheet, the record's position (1 = first) in JSON.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safeguard.contracts import Column, Contract
+from safeguard.ingest import pii
+from safeguard.ingest.errors import FileRejected
+
+Cells = list[Any]
+
+_BOMS = {codecs.BOM_UTF16_LE: "utf-16", codecs.BOM_UTF16_BE: "utf-16",
+         codecs.BOM_UTF32_LE: "utf-32", codecs.BOM_UTF32_BE: "utf-32"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One canonical record: the file row it came from, the header of an unpivoted cell, and
+    the values by canonical column name (text, as delivered but cleaned)."""
+
+    row: int
+    column: str | None
+    values: dict[str, str | None]
+    #: identifying data found (and masked), as "column:what" items; None when clean
+    pii: str | None = None
+
+
+def _check_encoding(contract: Contract, path: Path) -> str:
+    with path.open("rb") as f:
+        head = f.read(4)
+    declared = codecs.lookup(contract.encoding).name
+    for bom, actual in _BOMS.items():
+        if head.startswith(bom) and not declared.replace("_", "-").startswith(actual):
+            raise FileRejected(
+                f"{path.name}: the file is {actual.upper()} (it starts with a byte-order mark) but "
+                f"contract {contract.name!r} expects {contract.encoding} (rule: encoding). Save "
+                f"it as {contract.encoding}, or set file.encoding: {actual} in the contract.")
+    # utf-8-sig reads UTF-8 with or without a byte-order mark
+    return "utf-8-sig" if declared == "utf-8" else contract.encoding
+
+
+def _csv_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
+    encoding = _check_encoding(contract, path)
+    try:
+        with path.open(newline="", encoding=encoding) as f:
+            reader = csv.reader(f, delimiter=contract.delimiter, strict=True)
+            line = 0
+            while True:
+                start = line + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:
+                    raise FileRejected(f"{path.name}, row {reader.line_num}: not readable as "
+                                       f"CSV ({e}) (rule: csv_well_formed)") from e
+                line = reader.line_num
+                yield start, row
+    except UnicodeDecodeError as e:
+        raise FileRejected(f"{path.name}: not valid {contract.encoding} at byte {e.start} "
+                           f"(rule: encoding). Save it as {contract.encoding} or set "
+                           f"file.encoding in the contract.") from e
+
+
+def _xlsx_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
+    import zipfile
+
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
+        raise FileRejected(f"{path.name}: not a readable .xlsx workbook ({e}) "
+                           f"(rule: file_format)") from e
+    try:
+        names = wb.sheetnames
+        if contract.file.sheet:
+            if contract.file.sheet not in names:
+                raise FileRejected(f"{path.name}: no sheet {contract.file.sheet!r}; the workbook "
+                                   f"has {names} (rule: sheet_exists)")
+            ws = wb[contract.file.sheet]
+        elif len(names) == 1:
+            ws = wb[names[0]]
+        else:
+            raise FileRejected(f"{path.name}: the workbook has several sheets {names} and "
+                               f"contract {contract.name!r} does not say which to read "
+                               f"(rule: one_sheet). Set file.sheet in the contract.")
+        for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
+            yield number, list(row)
+    finally:
+        wb.close()
+
+
+def _json_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
+    import ijson
+
+    header: list[str] | None = None
+    with path.open("rb") as f:
+        try:
+            items = ijson.items(f, contract.file.records_path) if contract.file_format == "json" \
+                else _json_lines(f, path)
+            for number, item in enumerate(items, start=1):
+                if not isinstance(item, dict):
+                    raise FileRejected(f"{path.name}, record {number}: expected an object of "
+                                       f"named values (rule: json_records)")
+                if header is None:
+                    header = list(item)
+                    yield 0, list(header)
+                extra = [k for k in item if k not in header]
+                if extra:
+                    raise FileRejected(f"{path.name}, record {number}: names {extra} that the "
+                                       f"first record does not have (rule: "
+                                       f"header_matches_contract)")
+                yield number, [item.get(k) for k in header]
+        except ijson.JSONError as e:
+            raise FileRejected(f"{path.name}: not valid JSON ({e}) (rule: file_format)") from e
+
+
+def _json_lines(f, path: Path) -> Iterator[Any]:
+    import json
+
+    for number, line in enumerate(f, start=1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError as e:
+                raise FileRejected(f"{path.name}, line {number}: not valid JSON ({e}) "
+                                   f"(rule: file_format)") from e
+
+
+def _text(value: Any) -> str | None:
+    """A cell as text: numbers without spurious decimals, dates in ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return repr(value)  # nested data is not a value of any of our types: rules reject it
+    return str(value)
+
+
+class _Cleaner:
+    """Per-column clean-up the contract asks for; identifying values are masked on the way and
+    noted in ``found`` (column -> what)."""
+
+    def __init__(self, contract: Contract, pseudonym_key: str | None):
+        self.nulls = {"", *contract.file.null_values}
+        self.key = pseudonym_key.encode() if pseudonym_key else None
+        self.contract = contract
+        self.found: dict[str, list[str]] = {}
+
+    def take_findings(self) -> str | None:
+        found, self.found = self.found, {}
+        return "; ".join(f"{c}:{'+'.join(w)}" for c, w in found.items()) or None
+
+    def __call__(self, column: Column, value: Any) -> str | None:
+        text = _text(value)
+        if text is None:
+            return None
+        text = text.strip()
+        if text in self.nulls:
+            return None
+        found = pii.scan(text, column.type)
+        if found:
+            self.found[column.name] = found
+            return pii.mask(found)
+        if column.thousands_separator and column.thousands_separator in text:
+            parts = text.lstrip("-").split(column.thousands_separator)
+            if len(parts[0]) <= 3 and all(len(p) == 3 for p in parts[1:]):
+                text = text.replace(column.thousands_separator, "")
+        if column.type == "pseudonym":
+            if self.key is None:
+                raise RuntimeError("no pseudonym key: set SAFEGUARD_PSEUDONYM_KEY")
+            # the source's own id never leaves this function: only its keyed hash is stored
+            text = hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+        return text
+
+
+def _shown_header(name: str) -> str:
+    """A header as it may appear in a message: masked if it identifies someone."""
+    found = pii.scan(name, "category")
+    return pii.mask(found) if found else name
+
+
+def _header(contract: Contract, path: Path, number: int, cells: Cells) -> list[str]:
+    header = [(_text(h) or "").strip().lstrip("\ufeff") for h in cells]
+    expected = [c.source for c in contract.read_columns]
+    unpivot = contract.unpivot
+    named = [h for h in header if h]
+    dupes = sorted({h for h in named if named.count(h) > 1})
+    missing = [h for h in expected if h not in header]
+    unknown = [_shown_header(h) for h in named
+               if h not in expected and not (unpivot and unpivot.matches(h))]
+    problems = []
+    if dupes:
+        problems.append(f"Repeated: {dupes}. ")
+    if missing:
+        problems.append(f"Missing: {missing}. ")
+    if unknown:
+        problems.append(f"Unknown: {unknown}. ")
+    if unpivot and not any(unpivot.matches(h) for h in header):
+        problems.append(f"No column matches the unpivot pattern {unpivot.columns!r}. ")
+    if problems and len(named) == 1:
+        seen = [d for d in (";", "\t", "|", ",") if d in named[0] and d != contract.delimiter]
+        if seen:
+            problems.append(f"The header looks {seen[0]!r}-separated, but the contract reads "
+                            f"{contract.delimiter!r}: fix the file or set file.delimiter. ")
+    if problems:
+        raise FileRejected(
+            f"{path.name}, row {number} (header): columns do not match contract "
+            f"{contract.name!r} (rule: header_matches_contract). {''.join(problems)}"
+            f"Header seen: {[_shown_header(h) for h in named]}. Fix the file or the "
+            f"contract's 'from' names.")
+    return header
+
+
+def read_records(contract: Contract, path: Path, pseudonym_key: str | None = None
+                 ) -> Iterator[Record]:
+    """Yield canonical records; raise FileRejected when the file as a whole is unreadable."""
+    path = Path(path)
+    rows = {"csv": _csv_rows, "xlsx": _xlsx_rows, "json": _json_rows,
+            "jsonl": _json_rows}[contract.file_format](contract, path)
+    clean = _Cleaner(contract, pseudonym_key)
+    header_at = 1 if contract.file_format in ("json", "jsonl") else contract.file.header_row
+    header: list[str] | None = None
+    for index, (number, cells) in enumerate(rows, start=1):
+        texts = [_text(v) for v in cells]
+        if any(t is not None and "\x00" in t for t in texts):
+            raise FileRejected(f"{path.name}, row {number}: a NUL byte, which no text holds: the "
+                               f"file is binary or damaged (rule: no_nul_bytes)")
+        if header is None:
+            if index == header_at:
+                header = _header(contract, path, number, cells)
+                fixed = [(c, header.index(c.source)) for c in contract.read_columns]
+                wide = [(i, h) for i, h in enumerate(header)
+                        if contract.unpivot and contract.unpivot.matches(h)]
+            continue
+        filled = [t.strip() for t in texts if t is not None and t.strip()]
+        if not filled:
+            continue
+        if any(filled[0].startswith(s) for s in contract.file.footer_starts_with):
+            break  # notes under the table ("Source: ...")
+        if len(cells) != len(header):
+            if contract.file_format == "csv" or len(cells) > len(header) and any(
+                    t and t.strip() for t in texts[len(header):]):
+                raise FileRejected(
+                    f"{path.name}, row {number}: {len(cells)} fields where the header has "
+                    f"{len(header)} (rule: field_count_matches_header)")
+            cells = (cells + [None] * len(header))[:len(header)]
+        orphan = [i for i, h in enumerate(header) if not h and _text(cells[i])]
+        if orphan:
+            raise FileRejected(f"{path.name}, row {number}: a value in column {orphan[0] + 1}, "
+                               f"which has no header (rule: header_matches_contract)")
+        base = {c.name: clean(c, cells[i]) for c, i in fixed}
+        if not contract.unpivot:
+            yield Record(number, None, base, clean.take_findings())
+            continue
+        u = contract.unpivot
+        value_column = contract.column(u.value_to)
+        row_found = clean.take_findings()
+        for i, name in wide:
+            value = clean(value_column, cells[i])
+            if value is None and u.skip_empty:
+                continue
+            found = "; ".join(f for f in (row_found, clean.take_findings()) if f) or None
+            yield Record(number, name, {**base, u.name_to: name, u.value_to: value}, found)
+    if header is None:
+        raise FileRejected(f"{path.name}: the file is empty (expected a header row with "
+                           f"{[c.source for c in contract.read_columns]}) (rule: not_empty)")
