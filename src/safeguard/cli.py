@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from safeguard.config import ROLES, settings
+from safeguard.generate import generate_command
 from safeguard.superset.cli import superset_cli
 
 
@@ -174,6 +175,7 @@ def demo() -> None:
 
 
 main.add_command(superset_cli, "superset")
+main.add_command(generate_command, "generate")
 
 
 if __name__ == "__main__":

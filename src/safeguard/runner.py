@@ -24,9 +24,28 @@ class PipelineFailed(RuntimeError):
     pass
 
 
+SAMPLE_SEED = 42
+
+
+def ensure_generated_samples(s: Settings) -> None:
+    """Synthetic sources (``generated_by`` in their contract) get their sample written into
+    the drop folder once, when the folder has no file yet (``SAFEGUARD_SAMPLE_CASES`` cases,
+    default 20,000; seeded, so every machine gets the same figures)."""
+    from safeguard.generate import generate
+    from safeguard.tasks import delivered_files, drop_dir
+
+    missing = [c for c in all_contracts(s).values()
+               if c.generated_by and not delivered_files(drop_dir(s, c))]
+    if missing:
+        cases = int(os.environ.get("SAFEGUARD_SAMPLE_CASES", "20000"))
+        for path in generate(drop_dir(s, missing[0]).parent, cases=cases, seed=SAMPLE_SEED):
+            print(f"    generated synthetic sample {path}", flush=True)
+
+
 def prepare(s: Settings) -> None:
-    """Database, roles and schemas; Airflow metadata; DAGs parsed into the metadata DB."""
+    """Database, roles and schemas; synthetic samples; Airflow metadata; DAGs parsed."""
     bootstrap(s)
+    ensure_generated_samples(s)
     migrate(s)
     result = airflow(s, "dags", "reserialize", check=False, capture=True)
     if result.returncode != 0:
@@ -139,14 +158,29 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(10)
 
 
-def wait_for_pipeline(s: Settings, since_runs: int, timeout: float = 600) -> str:
+def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
+                      timeout: float = 900) -> str:
+    """Wait until every ingest DAG has a run finished since ``since`` (epoch seconds), and a
+    transform run has finished after the last of them; return the pipeline's state."""
     deadline = time.monotonic() + timeout
+    query = ("select dag_id, max(end_date), bool_and(state = 'success') from dag_run "
+             "where dag_id = any(%s) and state in ('success', 'failed') "
+             "and start_date >= to_timestamp(%s) group by dag_id")
     while time.monotonic() < deadline:
-        done = _finished_runs(s, TRANSFORM_DAG)
-        if len(done) > since_runs:
-            return done[-1]
+        with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
+            ingest = {r[0]: r for r in conn.execute(query, [ingest_dags, since])}
+            if len(ingest) == len(ingest_dags):
+                if not all(r[2] for r in ingest.values()):
+                    return "failed"
+                last = max(r[1] for r in ingest.values())
+                done = conn.execute(
+                    "select state from dag_run where dag_id = %s and state in ('success', "
+                    "'failed') and start_date >= %s order by end_date desc limit 1",
+                    [TRANSFORM_DAG, last]).fetchone()
+                if done:
+                    return done[0]
         time.sleep(5)
-    raise PipelineFailed("the pipeline did not finish within 10 minutes")
+    raise PipelineFailed(f"the pipeline did not finish within {timeout / 60:.0f} minutes")
 
 
 def demo(s: Settings) -> None:
@@ -171,13 +205,13 @@ def demo(s: Settings) -> None:
         print("3/5 Airflow standalone (scheduler, API server, DAG processor) ...", flush=True)
         airflow_proc = launch_airflow(s)
         wait_for_airflow(airflow_proc)
-        before = len(_finished_runs(s, TRANSFORM_DAG))
+        since = time.time()
         print("4/5 Running the pipeline through the scheduler ...", flush=True)
         for name in all_contracts(s):
             airflow(s, "dags", "unpause", f"ingest__{name}", capture=True, check=False)
             airflow(s, "dags", "trigger", f"ingest__{name}", capture=True)
         airflow(s, "dags", "unpause", TRANSFORM_DAG, capture=True, check=False)
-        state = wait_for_pipeline(s, before)
+        state = wait_for_pipeline(s, [f"ingest__{n}" for n in all_contracts(s)], since)
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
         print("5/5 Importing the dashboards ...", flush=True)
         bundle.publish(superset)
