@@ -22,6 +22,7 @@ from airflow.sdk import Param, dag, task
 from safeguard.assets import raw_asset
 from safeguard.config import settings
 from safeguard.contracts import Contract, all_contracts
+from safeguard.notify import task_failed, task_retrying
 
 
 def build_ingest_dag(contract: Contract):
@@ -34,7 +35,8 @@ def build_ingest_dag(contract: Contract):
         catchup=False,
         max_active_runs=1,  # one batch in a source's landing table at a time
         tags=["safeguard", "ingest", contract.kind.name],
-        default_args={"owner": "safeguard", "retries": 2, "retry_delay": timedelta(seconds=30)},
+        default_args={"owner": "safeguard", "retries": 2, "retry_delay": timedelta(seconds=30),
+                      "on_failure_callback": task_failed, "on_retry_callback": task_retrying},
         params={"file": Param("", type="string",
                               description="File in the drop folder; empty: newest, or sample")},
     )

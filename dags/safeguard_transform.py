@@ -1,4 +1,5 @@
-"""dbt build of the warehouse (staging -> marts -> reporting), whenever a raw table changes.
+"""dbt build of the warehouse (staging -> marts -> reporting), whenever a raw table changes:
+only the models downstream of the tables that changed.
 
 Scheduled on the raw tables' Assets, so it runs after any successful load and never after a
 rejected one; serialised (``max_active_runs=1``) because concurrent dbt runs on the same
@@ -15,6 +16,7 @@ from airflow.sdk import dag, task
 from safeguard.assets import raw_asset
 from safeguard.config import settings
 from safeguard.contracts import all_contracts
+from safeguard.notify import task_failed, task_retrying
 
 _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values()})
 
@@ -27,15 +29,20 @@ _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values
     catchup=False,
     max_active_runs=1,
     tags=["safeguard", "dbt"],
-    default_args={"owner": "safeguard", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"owner": "safeguard", "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": task_failed, "on_retry_callback": task_retrying},
 )
 def safeguard_transform():
     @task
-    def dbt_build() -> None:
-        """dbt build: seeds, models, data tests and unit tests, as the transformer role."""
+    def dbt_build(triggering_asset_events=None) -> None:
+        """dbt build of what the loads changed: the seeds, and every model, snapshot and test
+        downstream of the raw tables whose Assets triggered this run (all of it when the run
+        was started by hand), as the transformer role."""
         from safeguard.tasks import dbt_build as run
+        from safeguard.transform import selection_for
 
-        run()
+        uris = [getattr(asset, "uri", str(asset)) for asset in (triggering_asset_events or {})]
+        run(selection_for(uris))
 
     dbt_build()
 

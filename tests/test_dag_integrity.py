@@ -38,10 +38,27 @@ def test_every_dag_has_tags_retries_and_no_catchup(dagbag):
 
 def test_transform_is_scheduled_by_the_raw_assets(dagbag):
     dag = dagbag.dags["safeguard_transform"]
-    ingest = dagbag.dags["ingest__ncmec_cybertipline"]
-    outlets = {o.uri for t in ingest.tasks for o in t.outlets}
-    assert "safeguard://warehouse/raw/published_figures" in outlets
+    outlets = {o.uri for dag_id, d in dagbag.dags.items() if dag_id.startswith("ingest__")
+               for t in d.tasks for o in t.outlets}
+    assert {f"safeguard://warehouse/raw/{t}" for t in
+            ("published_figures", "hotline_cases", "partner_aggregates", "legislation_review")
+            } == outlets
     scheduled_on = {a.uri for a in dag.timetable.asset_condition.iter_assets().values()} \
         if hasattr(dag.timetable.asset_condition, "iter_assets") else {
             dag.timetable.asset_condition.uri}
     assert scheduled_on == outlets
+
+
+def test_a_load_rebuilds_only_the_models_downstream_of_its_table(sg_settings):
+    """The transform run triggered by a hotline load selects the hotline models (and the
+    seeds), not the legislation ones: dbt itself resolves the selection."""
+    from safeguard.transform import dbt, selection_for
+
+    assert selection_for([]) is None  # a run started by hand builds everything
+    selection = selection_for(["safeguard://warehouse/raw/hotline_cases"])
+    listed = set(dbt(sg_settings, "ls", "--resource-type", "model", "--resource-type",
+                     "snapshot", "--output", "name", "--select", selection).split())
+    assert {"stg_raw__hotline_cases", "fct_hotline_cases", "rpt_case_handling_weekly",
+            "snap_hotline_case_status"} <= listed
+    assert "rpt_legislation_coverage" not in listed
+    assert "fct_published_figures_yearly" not in listed

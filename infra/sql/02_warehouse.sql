@@ -4,8 +4,9 @@
 --   raw, quarantine, ops   <- loader        (landing, rejected rows, audit)
 --   staging, marts         <- transformer   (dbt)
 --   reporting              <- transformer   (dbt; the published layer, small counts suppressed)
+--   snapshots              <- transformer   (dbt snapshots: case status history)
 --
--- Who reads what:  transformer: raw, ops       analyst: marts, reporting, ops
+-- Who reads what:  transformer: raw, ops       analyst: marts, reporting, snapshots, ops
 --                  viewer: reporting only     quarantine: the loader alone
 
 revoke all on database :"warehouse_db" from public;
@@ -21,6 +22,7 @@ create schema if not exists ops authorization safeguard_loader;
 create schema if not exists staging authorization safeguard_transformer;
 create schema if not exists marts authorization safeguard_transformer;
 create schema if not exists reporting authorization safeguard_transformer;
+create schema if not exists snapshots authorization safeguard_transformer;
 
 -- the transformer reads what was landed, and the audit trail
 grant usage on schema raw, ops to safeguard_transformer;
@@ -30,12 +32,14 @@ alter default privileges for role safeguard_loader in schema raw
 alter default privileges for role safeguard_loader in schema ops
     grant select on tables to safeguard_transformer;
 
--- analysts: modelled and published layers, plus the audit trail (pipeline health)
-grant usage on schema marts, reporting, ops to safeguard_analyst;
-grant select on all tables in schema marts, reporting, ops to safeguard_analyst;
+-- analysts: modelled and published layers, case status history, plus the audit trail
+grant usage on schema marts, reporting, snapshots, ops to safeguard_analyst;
+grant select on all tables in schema marts, reporting, snapshots, ops to safeguard_analyst;
 alter default privileges for role safeguard_transformer in schema marts
     grant select on tables to safeguard_analyst;
 alter default privileges for role safeguard_transformer in schema reporting
+    grant select on tables to safeguard_analyst;
+alter default privileges for role safeguard_transformer in schema snapshots
     grant select on tables to safeguard_analyst;
 alter default privileges for role safeguard_loader in schema ops
     grant select on tables to safeguard_analyst;

@@ -139,29 +139,57 @@ def run() -> None:
 
 @main.command("status")
 def status() -> None:
-    """The last batch of each source and what needs attention."""
+    """The last batch and the last Airflow run of each source, and what needs attention
+    (exit 1 if anything does)."""
     import psycopg
 
+    from safeguard.contracts import all_contracts
     from safeguard.db.bootstrap import ensure_server
 
     s = settings()
     ensure_server(s)
     with psycopg.connect(s.url("loader")) as conn:
-        rows = conn.execute(
+        rows = {r[0]: r for r in conn.execute(
             "select distinct on (source_name) source_name, status, file_name, rows_read,"
-            " rows_loaded, rows_quarantined, finished_at, message from ops.batches"
-            " order by source_name, started_at desc").fetchall()
-    if not rows:
-        click.echo("no batches yet: run `safeguard run` or `make demo`")
+            " rows_loaded, rows_quarantined, finished_at, message,"
+            " started_at < now() - interval '1 hour' as stale from ops.batches"
+            " order by source_name, started_at desc")}
+    runs: dict[str, tuple[str, object]] = {}
+    try:
+        with psycopg.connect(s.url("airflow", s.airflow_db), connect_timeout=5) as conn:
+            runs = {r[0]: (r[1], r[2]) for r in conn.execute(
+                "select distinct on (dag_id) dag_id, state, coalesce(end_date, start_date)"
+                " from dag_run order by dag_id, coalesce(end_date, start_date) desc")}
+    except psycopg.Error:
+        pass  # Airflow not set up here (yet): batches alone
     attention = False
-    for name, st, file, read, loaded, quarantined, finished, message in rows:
-        flag = st not in ("loaded", "duplicate")
+    for name in sorted(set(all_contracts(s)) | set(rows)):
+        run = runs.get(f"ingest__{name}")
+        run_text = f"  last run {run[0]} {run[1]:%Y-%m-%d %H:%M}Z" if run and run[1] else ""
+        if name not in rows:
+            click.echo(f"  {name:<26} never loaded{run_text}")
+            continue
+        _, st, file, read, loaded, quarantined, finished, message, stale = rows[name]
+        stuck = st in ("landing", "landed") and stale
+        flag = st in ("rejected", "failed", "quarantined", "loaded_with_warnings") or stuck \
+            or bool(run and run[0] == "failed")
         attention |= flag
-        click.echo(f"{'!' if flag else ' '} {name:<26} {st:<12} {file}  read {read} = loaded "
-                   f"{loaded} + quarantined {quarantined}  at {finished:%Y-%m-%d %H:%M}Z"
-                   if finished else f"{'!'} {name:<26} {st:<12} {file} (unfinished)")
+        mark = "!" if flag else " "
+        if finished:
+            click.echo(f"{mark} {name:<26} {st:<12} {file}  read {read} = loaded {loaded} + "
+                       f"quarantined {quarantined}  at {finished:%Y-%m-%d %H:%M}Z{run_text}")
+        else:
+            click.echo(f"{mark} {name:<26} {st:<12} {file} "
+                       f"({'stuck for over an hour: re-run the DAG' if stuck else 'running'})"
+                       f"{run_text}")
         if flag and message:
             click.echo("    " + message.replace("\n", "\n    "))
+    transform = runs.get("safeguard_transform")
+    if transform:
+        flag = transform[0] == "failed"
+        attention |= flag
+        click.echo(f"{'!' if flag else ' '} {'dbt (safeguard_transform)':<26} {transform[0]}"
+                   + (f"  at {transform[1]:%Y-%m-%d %H:%M}Z" if transform[1] else ""))
     sys.exit(1 if attention else 0)
 
 

@@ -50,3 +50,14 @@ def build(settings: Settings, select: str | None = None) -> str:
     if select:
         args += ["--select", select]
     return dbt(settings, *args)
+
+
+def selection_for(raw_asset_uris: list[str]) -> str | None:
+    """The dbt selection for a run triggered by loads into these raw tables: the seeds, the
+    audit trail's models, and everything downstream of each table. None (everything) when no
+    table is named, e.g. a run started by hand."""
+    tables = sorted({uri.rstrip("/").rsplit("/", 1)[-1] for uri in raw_asset_uris})
+    if not tables:
+        return None
+    return " ".join(["resource_type:seed", "source:ops.batch_issues+",
+                     *(f"source:raw.{t}+" for t in tables)])

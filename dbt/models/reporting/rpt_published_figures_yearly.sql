@@ -19,6 +19,7 @@ final as (
         case when figure_value >= {{ var('min_count_for_change', 50) }}
                 and previous_value >= {{ var('min_count_for_change', 50) }}
             then yoy_change_pct end as yoy_change_pct,
+        is_total,
         source_name,
         is_synthetic
     from figures

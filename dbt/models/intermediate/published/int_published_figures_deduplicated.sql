@@ -1,5 +1,6 @@
 -- A publisher revises figures: when a later delivery carries the same year and category,
--- the latest delivery wins. Ordering is by when the batch finished loading.
+-- the latest delivery wins. Ordering is by when the batch finished loading, among the batches
+-- whose rows are in raw.
 with
 
 figures as (
@@ -20,6 +21,7 @@ ranked as (
         ) as delivery_rank
     from figures
     inner join batches on figures.batch_id = batches.batch_id
+    where batches.has_loaded_rows
 ),
 
 final as (
@@ -32,6 +34,7 @@ final as (
         category_label,
         figure_year,
         figure_value,
+        is_total,
         batch_id
     from ranked
     where delivery_rank = 1

@@ -33,7 +33,8 @@ final as (
         with_previous.series,
         with_previous.is_synthetic,
         with_previous.category_code,
-        categories.category_name,
+        -- a category no seed describes (a new publisher's table) shows its own label
+        coalesce(categories.category_name, with_previous.category_label) as category_name,
         with_previous.category_label,
         with_previous.figure_year,
         with_previous.figure_value,
@@ -46,9 +47,11 @@ final as (
                 and with_previous.previous_value > 0
             then round(100.0 * (with_previous.figure_value - with_previous.previous_value)
                 / with_previous.previous_value, 1) end as yoy_change_pct,
+        -- a published total of the other categories: never add it to them
+        with_previous.is_total,
         with_previous.batch_id
     from with_previous
-    inner join categories on with_previous.category_code = categories.category_code
+    left join categories on with_previous.category_code = categories.category_code
 )
 
 select * from final

@@ -11,6 +11,9 @@ renamed as (
         source_kind,
         file_name,
         status as batch_status,
+        -- rows of these batches are in raw ('quarantined': the good rows loaded, the rest
+        -- set aside); the other statuses left nothing in raw
+        status in ('loaded', 'loaded_with_warnings', 'quarantined') as has_loaded_rows,
         rows_read as rows_read_count,
         rows_loaded as rows_loaded_count,
         rows_quarantined as rows_quarantined_count,

@@ -15,7 +15,8 @@ renamed as (
         year as figure_year,
         category as category_code,
         category_label,
-        value as figure_value
+        value as figure_value,
+        coalesce(is_total, false) as is_total
     from source
 )
 

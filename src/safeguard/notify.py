@@ -1,0 +1,98 @@
+"""Being told: failed and retried tasks call ``notify``, which always logs, and also posts to a
+webhook and/or sends an e-mail when the environment configures them.
+
+- always: a JSON line in ``$SAFEGUARD_HOME/logs/alerts.jsonl`` and a WARNING in the task log;
+- ``SAFEGUARD_ALERT_WEBHOOK_URL``: a JSON POST (Slack/Teams/Mattermost-style ``text`` field plus
+  the structured event);
+- ``SAFEGUARD_ALERT_SMTP_HOST`` and ``SAFEGUARD_ALERT_EMAIL_TO`` (comma-separated; optional
+  ``SAFEGUARD_ALERT_SMTP_PORT``, ``_USER``, ``_PASSWORD``, ``SAFEGUARD_ALERT_EMAIL_FROM``): a
+  plain-text e-mail.
+
+A notifier never fails the task it reports on: delivery errors are logged and swallowed.
+Alerts carry the batch's message (file, row, column, rule), never row values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+from safeguard.config import settings
+
+log = logging.getLogger("safeguard.notify")
+
+
+def _text(event: dict[str, Any]) -> str:
+    head = f"[safeguard] {event['dag_id']}.{event['task_id']} {event['event']}"
+    if event.get("try_number"):
+        head += f" (try {event['try_number']})"
+    return f"{head}: {event.get('message') or ''}".strip()
+
+
+def notify(event: dict[str, Any]) -> None:
+    event = {"at": datetime.now(UTC).isoformat(timespec="seconds"), **event}
+    text = _text(event)
+    log.warning(text)
+    try:
+        folder = settings().home / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "alerts.jsonl").open("a") as f:
+            f.write(json.dumps(event, default=str) + "\n")
+    except OSError as e:
+        log.error("could not write the alert log: %s", e)
+
+    url = os.environ.get("SAFEGUARD_ALERT_WEBHOOK_URL")
+    if url:
+        try:
+            import httpx
+
+            httpx.post(url, json={"text": text, "event": event}, timeout=10).raise_for_status()
+        except Exception as e:  # a notifier must not fail the task it reports on
+            log.error("webhook %s failed: %s", url, e)
+
+    host = os.environ.get("SAFEGUARD_ALERT_SMTP_HOST")
+    to = os.environ.get("SAFEGUARD_ALERT_EMAIL_TO")
+    if host and to:
+        try:
+            msg = EmailMessage()
+            msg["Subject"] = text.splitlines()[0][:200]
+            msg["From"] = os.environ.get("SAFEGUARD_ALERT_EMAIL_FROM", "safeguard@localhost")
+            msg["To"] = to
+            msg.set_content(json.dumps(event, indent=2, default=str))
+            port = int(os.environ.get("SAFEGUARD_ALERT_SMTP_PORT", "25"))
+            with smtplib.SMTP(host, port, timeout=10) as smtp:
+                if os.environ.get("SAFEGUARD_ALERT_SMTP_USER"):
+                    smtp.starttls()
+                    smtp.login(os.environ["SAFEGUARD_ALERT_SMTP_USER"],
+                               os.environ.get("SAFEGUARD_ALERT_SMTP_PASSWORD", ""))
+                smtp.send_message(msg)
+        except Exception as e:
+            log.error("e-mail to %s failed: %s", to, e)
+
+
+def _from_context(context: dict[str, Any], what: str) -> dict[str, Any]:
+    ti = context.get("ti") or context.get("task_instance")
+    error = context.get("exception")
+    return {
+        "event": what,
+        "dag_id": getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": context.get("run_id") or getattr(ti, "run_id", None),
+        "try_number": getattr(ti, "try_number", None),
+        "message": str(error) if error else None,
+    }
+
+
+def task_failed(context: dict[str, Any]) -> None:
+    """Airflow ``on_failure_callback``."""
+    notify(_from_context(context, "failed"))
+
+
+def task_retrying(context: dict[str, Any]) -> None:
+    """Airflow ``on_retry_callback``."""
+    notify(_from_context(context, "up_for_retry"))
