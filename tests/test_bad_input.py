@@ -182,3 +182,25 @@ def test_same_content_under_another_name_is_not_loaded_twice(ingest):
     outcome, message, accounting = ingest("sample_partner_aggregates", "may_resent.csv", content)
     assert outcome == "duplicate" and accounting == ("duplicate", 0, 0, 0)
     assert "same content as batch" in message
+
+
+def test_two_runs_racing_on_the_same_file_load_it_once(sg_settings, warehouse, tmp_path,
+                                                        scratch):
+    """Two ingests of one delivery at the same moment: the second waits for the first (the
+    source's landing table holds one batch at a time), then finds the content loaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from safeguard.contracts import get_contract
+    from safeguard.ingest.pipeline import ingest_file
+
+    path = tmp_path / "raced.csv"
+    path.write_text(PARTNER_HEADER + "".join(
+        PARTNER_ROW.replace("2023-01", f"2022-{m:02d}").format(cases=m + 10)
+        for m in range(1, 13)))
+    contract = get_contract(sg_settings, "sample_partner_aggregates")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: ingest_file(sg_settings, contract, path), range(2)))
+    assert sorted(r.status for r in results) == ["duplicate", "loaded"]
+    assert warehouse.execute(
+        "select count(*) from raw.partner_aggregates p join ops.batches b using (batch_id) "
+        "where b.file_name = 'raced.csv'").fetchone()[0] == 12

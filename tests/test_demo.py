@@ -39,6 +39,10 @@ def test_demo_runs_the_pipeline_through_the_scheduler_and_stops_cleanly(tmp_path
             time.sleep(3)
         text = log.read_text()
         assert "pipeline: success" in text and "(+97.5%)" in text
+        for slug in ("leadership-overview", "grooming-stages-channels", "global-legislation",
+                     "hotline-operations"):
+            assert f"/superset/dashboard/{slug}/" in text
+        assert "generated synthetic sample" in text
 
         # the runs were made by the scheduler, the transform one triggered by the raw Asset
         secrets = dict(line.split("=", 1) for line in (home / "secrets.env").read_text()
@@ -54,7 +58,9 @@ def test_demo_runs_the_pipeline_through_the_scheduler_and_stops_cleanly(tmp_path
         runs = json.load(urllib.request.urlopen(req, timeout=30))["dag_runs"]
         states = {(r["dag_id"], r["run_type"], r["state"]) for r in runs}
         assert ("safeguard_transform", "asset_triggered", "success") in states
-        assert any(d == "ingest__ncmec_cybertipline" and s == "success" for d, _, s in states)
+        for source in ("ncmec_cybertipline", "icmec_grooming_legislation", "sample_hotline_cases",
+                       "sample_partner_aggregates"):
+            assert any(d == f"ingest__{source}" and s == "success" for d, _, s in states)
         assert not any(s == "failed" for *_, s in states)
 
         # Superset serves the imported dashboard

@@ -215,12 +215,14 @@ def demo(s: Settings) -> None:
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
         print("5/5 Importing the dashboards ...", flush=True)
         bundle.publish(superset)
+        boards = "\n".join(f"            {title:<30} {url}" for title, url in
+                           bundle.dashboard_urls(superset.url, bundle.bundle_dir(s)))
         print(f"""
 Safeguard is running. Ctrl-C stops everything.
 
   Airflow   http://localhost:{airflow_port()}    login admin / AIRFLOW_ADMIN_PASSWORD
-  Superset  {superset.url}/superset/dashboard/online-enticement/
-            login {ADMIN_USERNAME} / SUPERSET_ADMIN_PASSWORD
+  Superset  {superset.url}    login {ADMIN_USERNAME} / SUPERSET_ADMIN_PASSWORD
+{boards}
   Passwords are in {s.secrets_file}
   Warehouse {s.url('analyst').split('@')[1]}  (safeguard db url --role analyst)
 """, flush=True)

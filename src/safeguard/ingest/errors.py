@@ -17,3 +17,7 @@ class FileRejected(IngestError):
 
 class ValidationFailed(IngestError):
     """Rows broke the contract's rules; they are in ``quarantine.rows`` with the reasons."""
+
+
+class SourceBusy(IngestError):
+    """Another batch of the same source is still in landing; retry later."""

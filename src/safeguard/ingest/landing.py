@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import time
 import uuid
+import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,7 +22,7 @@ from psycopg import sql
 
 from safeguard.config import Settings
 from safeguard.contracts import Contract
-from safeguard.ingest.errors import FileRejected
+from safeguard.ingest.errors import FileRejected, SourceBusy
 from safeguard.ingest.readers import read_records
 from safeguard.ingest.tables import LINEAGE, ensure_raw_table, recreate_landing_table
 
@@ -58,8 +60,56 @@ def run_by_default() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | None = None
-              ) -> LandedBatch:
+#: a batch still landing after this long was abandoned (its process died and was not retried)
+ABANDONED_AFTER = timedelta(hours=1)
+
+
+def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, path: Path,
+                digest: str, size: int, run_by: str, wait: float) -> str | None:
+    """Record the batch, as the source's only one in landing; return the batch that already
+    loaded this content, if any.
+
+    A source's landing table holds one batch at a time, so a second run (a backfill next to a
+    scheduled run, a CLI ingest next to the DAG) waits until the first has loaded, under an
+    advisory lock so that two runs never both see the table free. Waiting longer than ``wait``
+    seconds raises SourceBusy, which Airflow retries."""
+    deadline = time.monotonic() + wait
+    while True:
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", [source_lock_key(contract)])
+            conn.execute(
+                "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
+                "rows_loaded = 0, rows_quarantined = 0, message = 'abandoned in landing: the "
+                "run that landed it did not finish' where source_name = %s and status in "
+                "('landing', 'landed') and started_at < now() - %s",
+                [contract.name, ABANDONED_AFTER])
+            busy = conn.execute(
+                "select batch_id, file_name from ops.batches where source_name = %s "
+                "and status in ('landing', 'landed')", [contract.name]).fetchone()
+            if not busy:
+                earlier = conn.execute(
+                    "select batch_id from ops.batches where source_name = %s and "
+                    "file_sha256 = %s and status in ('loaded', 'loaded_with_warnings', "
+                    "'quarantined')", [contract.name, digest]).fetchone()
+                conn.execute(
+                    "insert into ops.batches (batch_id, source_name, source_kind, file_name, "
+                    "file_sha256, file_bytes, status, run_by, started_at) "
+                    "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [batch_id, contract.name, contract.kind.name, path.name, digest, size,
+                     "duplicate" if earlier else "landing", run_by, datetime.now(UTC)])
+                return str(earlier[0]) if earlier else None
+        if time.monotonic() > deadline:
+            raise SourceBusy(f"{path.name}: {contract.name} is still loading {busy[1]} (batch "
+                             f"{busy[0]}); try again when it has finished", None)
+        time.sleep(2)
+
+
+def source_lock_key(contract: Contract) -> int:
+    return zlib.crc32(f"safeguard:{contract.name}".encode())
+
+
+def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | None = None,
+              wait: float = 600) -> LandedBatch:
     path = Path(path)
     digest, size = sha256_of(path)
     batch_id = str(uuid.uuid4())
@@ -67,27 +117,11 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
     with psycopg.connect(settings.url("loader")) as conn:
         ensure_raw_table(conn, contract.kind)
         conn.commit()
-        earlier = conn.execute(
-            "select batch_id from ops.batches where source_name = %s and file_sha256 = %s "
-            "and status in ('loaded', 'loaded_with_warnings', 'quarantined')",
-            [contract.name, digest],
-        ).fetchone()
-        conn.execute(
-            "insert into ops.batches (batch_id, source_name, source_kind, file_name, file_sha256,"
-            " file_bytes, status, run_by, started_at) values (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-            [batch_id, contract.name, contract.kind.name, path.name, digest, size,
-             "duplicate" if earlier else "landing", run_by, datetime.now(UTC)],
-        )
+        earlier = _open_batch(conn, contract, batch_id, path, digest, size, run_by, wait)
         if earlier:
-            conn.execute(
-                "update ops.batches set rows_read = 0, rows_loaded = 0, rows_quarantined = 0,"
-                " finished_at = %s, message = %s where batch_id = %s",
-                [datetime.now(UTC), f"same content as batch {earlier[0]}: not loaded again",
-                 batch_id],
-            )
-            conn.commit()
-            return LandedBatch(batch_id, contract.name, path.name, 0, str(earlier[0]))
-        conn.commit()
+            _finish(conn, batch_id, "duplicate",
+                    f"same content as batch {earlier}: not loaded again")
+            return LandedBatch(batch_id, contract.name, path.name, 0, earlier)
         try:
             with conn.transaction():
                 recreate_landing_table(conn, contract)

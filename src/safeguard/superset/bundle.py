@@ -58,6 +58,26 @@ def bundle_uuids(source: Path) -> dict[str, set[str]]:
     return uuids
 
 
+def dashboards_in_bundle(source: Path) -> list[dict[str, Any]]:
+    """The bundle's dashboards in title order: ``title``, ``slug``, ``uuid`` and ``charts``
+    (``[{"uuid", "name"}]`` in layout order), e.g. to print their addresses."""
+    out = []
+    for name, config in read_bundle(source).items():
+        if name.startswith("dashboards/"):
+            charts = [{"uuid": str(item["meta"]["uuid"]), "name": item["meta"]["sliceName"]}
+                      for item in config["position"].values()
+                      if isinstance(item, dict) and item.get("type") == "CHART"]
+            out.append({"title": config["dashboard_title"], "slug": config["slug"],
+                        "uuid": str(config["uuid"]), "charts": charts})
+    return sorted(out, key=lambda d: d["title"])
+
+
+def dashboard_urls(server_url: str, source: Path) -> list[tuple[str, str]]:
+    """``(title, URL)`` of every dashboard in the bundle, for start-up messages."""
+    return [(d["title"], f"{server_url}/superset/dashboard/{d['slug']}/")
+            for d in dashboards_in_bundle(source)]
+
+
 def warehouse_uri(settings: Settings) -> tuple[str, str]:
     """(URI with the password masked, the password) for the read-only viewer role."""
     real = urlsplit(settings.url(WAREHOUSE_ROLE, driver="postgresql+psycopg2"))
@@ -156,10 +176,33 @@ def _normalise(name: str, config: dict[str, Any], settings: Settings) -> dict[st
             context.get("form_data", {}).pop("datasource", None)
             config["query_context"] = context
     if folder == "dashboards":
+        # chart ids differ between git (placeholders) and the server; scopes are compared by
+        # the UUID of the chart each id stands for in the same file's position
+        uuid_of = chart_ids_to_uuids(config["position"])
+        for native_filter in config["metadata"].get("native_filter_configuration", []):
+            scope = native_filter.get("scope", {})
+            if "excluded" in scope:
+                scope["excluded"] = sorted(uuid_of.get(i, f"unknown chart id {i}")
+                                           for i in scope["excluded"])
         for item in config["position"].values():
             if isinstance(item, dict) and item.get("type") == "CHART":
                 item["meta"].pop("chartId", None)
     return config
+
+
+def chart_ids_to_uuids(position: dict[str, Any]) -> dict[int, str]:
+    """``{chartId: chart UUID}`` of a dashboard's layout.
+
+    In git the ids are placeholders, unique within the dashboard; native filter scopes
+    (``scope.excluded``) name charts by these ids, and the import maps them to the server's
+    ids through this same layout (``update_id_refs``). ``chartsInScope``/``tabsInScope`` are
+    NOT remapped on import (apache/superset#26338): the bundle leaves them out and the
+    dashboard computes them from ``scope`` when it loads."""
+    return {
+        item["meta"]["chartId"]: str(item["meta"]["uuid"])
+        for item in position.values()
+        if isinstance(item, dict) and item.get("type") == "CHART"
+    }
 
 
 def _differences(a: Any, b: Any, path: str) -> list[str]:

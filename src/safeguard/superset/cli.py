@@ -68,8 +68,12 @@ def up(port: int | None, foreground: bool) -> None:
         if foreground:
             server.stop()
         raise click.ClickException(str(exc)) from exc
+    from safeguard.superset.bundle import bundle_dir, dashboard_urls
+
+    links = "".join(f"  {title:<30} {url}\n"
+                    for title, url in dashboard_urls(server.url, bundle_dir(server.settings)))
     click.echo(
-        f"\nSuperset is up: {server.url}/superset/dashboard/online-enticement/\n"
+        f"\nSuperset is up: {server.url}\n{links}"
         f"  login: {ADMIN_USERNAME} / password: SUPERSET_ADMIN_PASSWORD in "
         f"{server.settings.secrets_file}\n"
         + ("  Ctrl-C stops it." if foreground else "  stop it with: safeguard superset stop")
