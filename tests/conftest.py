@@ -71,11 +71,19 @@ def warehouse(sg_settings: Settings) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture()
-def scratch(warehouse):
+def scratch(sg_settings: Settings):
     """Batches a test loads are removed afterwards, so the shared warehouse keeps only the
-    pipeline's own data for the tests that follow."""
-    t0 = warehouse.execute("select clock_timestamp()").fetchone()[0]
+    pipeline's own data for the tests that follow. (Its own connection: a test may restart the
+    server under the others.)"""
+    url = sg_settings.admin_url(sg_settings.warehouse_db)
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = conn.execute("select clock_timestamp()").fetchone()[0]
     yield
+    with psycopg.connect(url, autocommit=True) as warehouse:
+        _remove_batches_since(warehouse, t0)
+
+
+def _remove_batches_since(warehouse: psycopg.Connection, t0) -> None:
     batches = "select batch_id from ops.batches where started_at >= %s"
     tables = warehouse.execute(
         "select table_schema, table_name from information_schema.columns where column_name = "

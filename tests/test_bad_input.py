@@ -6,6 +6,9 @@ path (the one `safeguard ingest` and the DAGs call)."""
 from __future__ import annotations
 
 import codecs
+import io
+import shutil
+import zipfile
 
 import pytest
 
@@ -204,3 +207,24 @@ def test_two_runs_racing_on_the_same_file_load_it_once(sg_settings, warehouse, t
     assert warehouse.execute(
         "select count(*) from raw.partner_aggregates p join ops.batches b using (batch_id) "
         "where b.file_name = 'raced.csv'").fetchone()[0] == 12
+
+
+def test_workbook_that_unpacks_to_far_more_than_its_size_is_not_opened(ingest, tmp_path,
+                                                                      monkeypatch):
+    """An .xlsx is a zip archive: a "zip bomb" is refused before anything unpacks it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", "0" * 50_000_000)  # 50 MB of zeros
+    contracts = tmp_path / "contracts"
+    shutil.copytree(ROOT / "contracts", contracts)
+    text = (ROOT / "contracts/ncmec_cybertipline.yml").read_text()
+    (contracts / "ncmec_xlsx.yml").write_text(
+        text.replace("name: ncmec_cybertipline", "name: ncmec_xlsx")
+        .replace("format: csv", "format: xlsx"))
+    monkeypatch.setenv("SAFEGUARD_CONTRACTS_DIR", str(contracts))
+
+    outcome, message, accounting = ingest("ncmec_xlsx", "bomb.xlsx", buffer.getvalue())
+    assert outcome == "file rejected" and accounting == ("rejected", 0, 0, 0)
+    assert "bomb.xlsx: the workbook unpacks to 50,000,008 bytes" in message
+    assert "rule: archive_limits" in message

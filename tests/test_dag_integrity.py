@@ -53,15 +53,20 @@ def test_transform_is_scheduled_by_the_raw_assets(dagbag):
 
 
 def test_a_load_rebuilds_only_the_models_downstream_of_its_table(sg_settings):
-    """The transform run triggered by a hotline load selects the hotline models (and the
-    seeds), not the legislation ones: dbt itself resolves the selection."""
+    """The transform run triggered by a legislation load selects the legislation models and
+    what they need (and the seeds), not the hotline-only ones: dbt resolves the selection."""
     from safeguard.transform import dbt, selection_for
 
     assert selection_for([]) is None  # a run started by hand builds everything
-    selection = selection_for(["safeguard://warehouse/raw/hotline_cases"])
-    listed = set(dbt(sg_settings, "ls", "--resource-type", "model", "--resource-type",
-                     "snapshot", "--output", "name", "--select", selection).split())
-    assert {"stg_raw__hotline_cases", "fct_hotline_cases", "rpt_case_handling_weekly",
-            "snap_hotline_case_status"} <= listed
-    assert "rpt_legislation_coverage" not in listed
-    assert "fct_published_figures_yearly" not in listed
+
+    def listed(table: str) -> set[str]:
+        selection = selection_for([f"safeguard://warehouse/raw/{table}"])
+        return set(dbt(sg_settings, "ls", "--resource-type", "model", "--resource-type",
+                       "snapshot", "--output", "name", "--select", selection).split())
+
+    legislation = listed("legislation_review")
+    assert {"stg_raw__legislation_review", "rpt_legislation_coverage",
+            "stg_ops__batches"} <= legislation
+    assert not {"rpt_case_handling_weekly", "snap_hotline_case_status"} & legislation
+    assert {"fct_hotline_cases", "rpt_case_handling_weekly",
+            "snap_hotline_case_status"} <= listed("hotline_cases")

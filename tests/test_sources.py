@@ -74,8 +74,19 @@ def _batch(warehouse, batch_id: str) -> tuple:
         "where batch_id = %s", [batch_id]).fetchone()
 
 
+@pytest.fixture()
+def published_rebuilt_after(pipeline_done):
+    """After the test (and after `scratch` removed its batches), the published figures' models
+    are rebuilt, so the tests that follow see the pipeline's own figures only."""
+    yield
+    from safeguard.transform import build, selection_for
+
+    build(pipeline_done, selection_for(["safeguard://warehouse/raw/published_figures"]))
+
+
 def test_wide_table_is_onboarded_by_a_contract_file_alone(pipeline_done, warehouse, tmp_path,
-                                                          monkeypatch):
+                                                          monkeypatch, published_rebuilt_after,
+                                                          scratch):
     """As a new user would: add a contract file, deliver the file, run ingest and dbt."""
     folder = _contracts_dir(tmp_path, "testpub_table3",
                             WIDE_CONTRACT.format(name="testpub_table3", format="csv"))

@@ -1,11 +1,26 @@
-"""dbt, as the transformer role, with the connection in the environment (``dbt/profiles.yml``)."""
+"""dbt, as the transformer role, with the connection in the environment (``dbt/profiles.yml``).
+
+Every ``dbt build`` is a publication refresh and leaves a row in ``ops.publication_runs``: who
+ran it and on what selection, when, whether it worked, and dbt's own counts from
+``run_results.json``. The audit is written beside dbt, never instead of it: a row that cannot
+be written is reported on stderr and the build goes on, and a failed build raises whatever
+became of its row.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import subprocess
 import sys
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+
+import psycopg
 
 from safeguard.config import Settings
 
@@ -44,20 +59,198 @@ def dbt(settings: Settings, *args: str) -> str:
     return proc.stdout
 
 
-def build(settings: Settings, select: str | None = None) -> str:
-    """``dbt build`` (seeds, models, tests, unit tests), optionally limited to a selection."""
+def build(settings: Settings, select: str | None = None, run_by: str | None = None) -> str:
+    """``dbt build`` (seeds, models, tests, unit tests), optionally limited to a selection,
+    recorded in ``ops.publication_runs`` (``run_by``: default :func:`run_by_default`)."""
     args = ["build"]
     if select:
         args += ["--select", select]
-    return dbt(settings, *args)
+    run = PublicationRun.start(settings, select or "all", run_by or run_by_default())
+    try:
+        output = dbt(settings, *args)
+    except BaseException as e:  # recorded, then raised as it came (Ctrl-C included)
+        run.finish("failed", error=e)
+        raise
+    run.finish("success")
+    return output
+
+
+def run_by_default() -> str:
+    """``airflow:<dag_id>/<run_id>`` inside an Airflow task (the task runner exports its context
+    as ``AIRFLOW_CTX_*``), else ``cli:<user>``."""
+    dag_id, run_id = os.environ.get("AIRFLOW_CTX_DAG_ID"), os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+    if dag_id and run_id:
+        return f"airflow:{dag_id}/{run_id}"
+    return f"cli:{getpass.getuser()}"
+
+
+# --- the audit of publication refreshes (ops.publication_runs) --------------------------------
+
+#: advisory-lock class for "this dbt build is still running" (two-key form, like the loader's
+#: batch locks in safeguard.ingest.landing, which use class 7)
+RUN_LOCK_CLASS = 8
+#: at most this much of a failure's text goes into ops.publication_runs.message
+MAX_MESSAGE = 2000
+
+
+def _lock_key(run_id: str) -> int:
+    return zlib.crc32(run_id.encode()) - 2**31  # an int4
+
+
+def _warn(what: str, e: BaseException) -> None:
+    print(f"safeguard: could not record {what} in ops.publication_runs: "
+          f"{type(e).__name__}: {str(e).strip()[:300]}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunCounts:
+    """What dbt did, from ``run_results.json``: models built, tests passed or failed, and one
+    line per node that failed (or warned), naming the node, never the rows."""
+
+    nodes: int = 0
+    models_built: int = 0
+    tests_passed: int = 0
+    tests_failed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def read_run_results(path: Path, since: datetime) -> RunCounts | None:
+    """The counts of the dbt invocation that wrote ``path`` at or after ``since``; None when the
+    file is older (dbt stopped before running anything: a bad selection, a parse error)."""
+    try:
+        if path.stat().st_mtime < since.timestamp():
+            return None
+        results = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return None
+    counts = RunCounts(nodes=len(results))
+    for r in results:
+        resource, _, name = r["unique_id"].partition(".")
+        name = name.split(".", 1)[-1]  # drop the project name
+        status = r.get("status")
+        if resource == "model" and status == "success":
+            counts.models_built += 1
+        elif resource in ("test", "unit_test"):
+            if status in ("pass", "warn"):
+                counts.tests_passed += 1
+            elif status in ("fail", "error"):
+                counts.tests_failed += 1
+        if status in ("error", "fail", "warn"):
+            # the first line only: "Database Error in model x (models/...)", "Got 3 results,
+            # configured to fail if != 0"; the lines after it may quote values from the data
+            first = (r.get("message") or "").strip().splitlines()[:1]
+            counts.problems.append(f"{resource} {name}: {status}"
+                                   + (f": {first[0][:200]}" if first else ""))
+    return counts
+
+
+def _failure_text(error: BaseException) -> str:
+    """What a failure before or around dbt's nodes says: dbt's error lines (a selection, parse
+    or compilation error names code, not data), else the exception's first line."""
+    text = str(error)
+    if isinstance(error, DbtFailed):
+        lines = text.splitlines()
+        start = next((i for i, line in enumerate(lines) if "Error" in line), None)
+        if start is not None:
+            return "\n".join(line.rstrip() for line in lines[start:start + 8] if line.strip())
+    return f"{type(error).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
+
+
+class PublicationRun:
+    """One row of ``ops.publication_runs``, written as the transformer. While the build runs,
+    its connection holds an advisory lock on the run; a run left 'running' whose lock nobody
+    holds (its process was killed, or lost its server) is marked failed by the next start."""
+
+    def __init__(self, settings: Settings, selection: str, run_by: str) -> None:
+        self.settings = settings
+        self.run_id = str(uuid.uuid4())
+        self.selection = selection
+        self.run_by = run_by
+        self.started_at = datetime.now(UTC)
+        self.conn: psycopg.Connection | None = None
+
+    @classmethod
+    def start(cls, settings: Settings, selection: str, run_by: str) -> PublicationRun:
+        run = cls(settings, selection, run_by)
+        try:
+            run.conn = psycopg.connect(settings.url("transformer"), autocommit=True,
+                                       connect_timeout=10)
+            run.conn.execute("select pg_advisory_lock(%s, %s)",
+                             [RUN_LOCK_CLASS, _lock_key(run.run_id)])
+            run._release_abandoned()
+            run.conn.execute(
+                "insert into ops.publication_runs (run_id, started_at, status, selection, run_by)"
+                " values (%s, %s, 'running', %s, %s)",
+                [run.run_id, run.started_at, selection, run_by])
+        except Exception as e:  # the audit never stops the build
+            _warn("the start of this dbt build", e)
+        return run
+
+    def _release_abandoned(self) -> None:
+        assert self.conn is not None
+        for (run_id,) in self.conn.execute(
+                "select run_id from ops.publication_runs where status = 'running'").fetchall():
+            key = [RUN_LOCK_CLASS, _lock_key(str(run_id))]
+            if self.conn.execute("select pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
+                self.conn.execute("select pg_advisory_unlock(%s, %s)", key)
+                self.conn.execute(
+                    "update ops.publication_runs set status = 'failed', finished_at = %s, "
+                    "message = 'abandoned: the process running this dbt build ended before it "
+                    "could record the outcome; see its log' where run_id = %s "
+                    "and status = 'running'", [datetime.now(UTC), run_id])
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        """Record the outcome; never raises (the caller's own outcome comes first)."""
+        try:
+            target = Path(dbt_env(self.settings)["DBT_TARGET_PATH"])
+            counts = read_run_results(target / "run_results.json", self.started_at)
+            parts = list(counts.problems) if counts else []
+            if error is not None and not (counts and counts.problems):
+                parts.append(_failure_text(error))
+            if error is None and not (counts and counts.nodes):
+                parts.append("dbt ran no node: nothing matched the selection")
+            message = "\n".join(parts)[:MAX_MESSAGE] or None
+            values = [status, datetime.now(UTC),
+                      counts.models_built if counts else 0,
+                      counts.tests_passed if counts else 0,
+                      counts.tests_failed if counts else 0, message]
+            self._write(values)
+        except Exception as e:
+            _warn(f"the outcome ({status}) of this dbt build", e)
+        finally:
+            if self.conn is not None:
+                self.conn.close()  # lets go of the run's lock
+                self.conn = None
+
+    def _write(self, values: list) -> None:
+        # an upsert: the start may not have been recorded (the server was away for a moment)
+        sql = ("insert into ops.publication_runs (run_id, started_at, selection, run_by, status,"
+               " finished_at, models_built, tests_passed, tests_failed, message)"
+               " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+               " on conflict (run_id) do update set status = excluded.status,"
+               " finished_at = excluded.finished_at, models_built = excluded.models_built,"
+               " tests_passed = excluded.tests_passed, tests_failed = excluded.tests_failed,"
+               " message = excluded.message")
+        params = [self.run_id, self.started_at, self.selection, self.run_by, *values]
+        if self.conn is not None and not self.conn.closed:
+            try:
+                self.conn.execute(sql, params)
+                return
+            except psycopg.OperationalError:
+                pass  # the connection was lost during the build: try a new one
+        with psycopg.connect(self.settings.url("transformer"), autocommit=True,
+                             connect_timeout=10) as conn:
+            conn.execute(sql, params)
 
 
 def selection_for(raw_asset_uris: list[str]) -> str | None:
-    """The dbt selection for a run triggered by loads into these raw tables: the seeds, the
-    audit trail's models, and everything downstream of each table. None (everything) when no
-    table is named, e.g. a run started by hand."""
+    """The dbt selection for a run triggered by loads into these raw tables: everything
+    downstream of each table, with everything those models need (dbt's ``@``: on a fresh
+    warehouse the parents may not be built yet, and unit tests read their parents' columns),
+    the seeds, and the published data-quality notes. None (everything) when no table is named,
+    e.g. a run started by hand."""
     tables = sorted({uri.rstrip("/").rsplit("/", 1)[-1] for uri in raw_asset_uris})
     if not tables:
         return None
-    return " ".join(["resource_type:seed", "source:ops.batch_issues+",
-                     *(f"source:raw.{t}+" for t in tables)])
+    return " ".join(["resource_type:seed", "@source:ops.batch_issues",
+                     *(f"@source:raw.{t}" for t in tables)])

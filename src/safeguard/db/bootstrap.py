@@ -65,6 +65,15 @@ def bootstrap(settings: Settings) -> None:
         for f in files:
             if not f.name.startswith("01_"):
                 conn.execute(_render(f.read_text(), variables))
+    # every kind's raw table exists from the start, as the loader's: the models read them
+    # (empty until a first load) whatever arrives first
+    from safeguard.contracts.kinds import KINDS
+    from safeguard.ingest.tables import ensure_raw_table
+
+    with psycopg.connect(settings.url("loader")) as conn:
+        for kind in KINDS.values():
+            ensure_raw_table(conn, kind)
+        conn.commit()
     for db, owner in owners.items():
         if owner:  # PG15+: the public schema belongs to pg_database_owner; make it usable
             with psycopg.connect(settings.admin_url(db), autocommit=True) as conn:

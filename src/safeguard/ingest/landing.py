@@ -77,12 +77,7 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
     while True:
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s)", [source_lock_key(contract)])
-            conn.execute(
-                "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
-                "rows_loaded = 0, rows_quarantined = 0, message = 'abandoned in landing: the "
-                "run that landed it did not finish' where source_name = %s and status in "
-                "('landing', 'landed') and started_at < now() - %s",
-                [contract.name, ABANDONED_AFTER])
+            _release_abandoned(conn, contract)
             busy = conn.execute(
                 "select batch_id, file_name from ops.batches where source_name = %s "
                 "and status in ('landing', 'landed')", [contract.name]).fetchone()
@@ -104,6 +99,42 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
         time.sleep(2)
 
 
+#: advisory-lock class for "a process is working on this batch" (two-key form; the source
+#: locks use the one-key form, whose keys are below 2**32, so the two never meet)
+BATCH_LOCK_CLASS = 7
+
+
+def batch_lock_key(batch_id: str) -> int:
+    return zlib.crc32(batch_id.encode()) - 2**31  # an int4
+
+
+def hold_batch(conn: psycopg.Connection, batch_id: str) -> None:
+    """Say "I am working on this batch" for as long as ``conn`` lives (a session lock: a
+    process that dies, or loses its server, lets go of it)."""
+    conn.execute("select pg_advisory_lock(%s, %s)", [BATCH_LOCK_CLASS, batch_lock_key(batch_id)])
+
+
+def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
+    """Batches of this source left in landing by a run that is gone are marked failed: one
+    still 'landing' that no process holds (its process was killed, or the server restarted
+    under it), or one 'landed' and left for longer than ABANDONED_AFTER (its load task never
+    came, or gave up)."""
+    for batch_id, status, started in conn.execute(
+            "select batch_id, status, started_at < now() - %s from ops.batches "
+            "where source_name = %s and status in ('landing', 'landed')",
+            [ABANDONED_AFTER, contract.name]).fetchall():
+        key = [BATCH_LOCK_CLASS, batch_lock_key(str(batch_id))]
+        free = conn.execute("select pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
+        if free:
+            conn.execute("select pg_advisory_unlock(%s, %s)", key)
+        if free and (status == "landing" or started):
+            conn.execute(
+                "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
+                "rows_loaded = 0, rows_quarantined = 0, message = %s where batch_id = %s",
+                [f"abandoned while {status}: the run working on it is gone; the file was not "
+                 f"loaded from this batch", batch_id])
+
+
 def source_lock_key(contract: Contract) -> int:
     return zlib.crc32(f"safeguard:{contract.name}".encode())
 
@@ -122,6 +153,8 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
             _finish(conn, batch_id, "duplicate",
                     f"same content as batch {earlier}: not loaded again")
             return LandedBatch(batch_id, contract.name, path.name, 0, earlier)
+        hold_batch(conn, batch_id)
+        conn.commit()
         try:
             with conn.transaction():
                 recreate_landing_table(conn, contract)

@@ -270,10 +270,13 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
 
 def validate_and_load(settings: Settings, contract: Contract, batch_id: str) -> BatchResult:
     """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke."""
+    from safeguard.ingest.landing import hold_batch
     from safeguard.ingest.validate import run_gate
 
-    failures = run_gate(settings, contract)
-    result = load_batch(settings, contract, batch_id, failures)
+    with psycopg.connect(settings.url("loader"), autocommit=True) as holder:
+        hold_batch(holder, batch_id)  # a competing run sees this batch is being worked on
+        failures = run_gate(settings, contract)
+        result = load_batch(settings, contract, batch_id, failures)
     if failures:
         raise ValidationFailed(
             f"{contract.name}: batch {batch_id} {result.status}: {result.rows_quarantined} of "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _URL = re.compile(r"(?i)\b(https?://|ftp://|www\.)\S+")
@@ -68,41 +69,71 @@ def _phone(value: str) -> bool:
     return False
 
 
-#: (name, test) in the order they are reported; name -> rule ``pii_<name>``
-DETECTORS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("email", lambda v: bool(_EMAIL.search(v))),
-    ("url", lambda v: bool(_URL.search(v))),
-    ("domain", lambda v: bool(_DOMAIN.search(v)) and not _EMAIL.search(v)),
-    ("handle", lambda v: bool(_HANDLE.search(v))),
-    ("ip_address", lambda v: bool(_IPV4.search(v) or _IPV6.search(v))),
-    ("payment_card", _card),
-    ("phone", _phone),
-    ("street_address", lambda v: bool(_STREET.search(v) or _POSTCODE.search(v))),
-    ("date_of_birth", lambda v: bool(_DOB.search(v))),
+#: (name, cheap necessary condition, test) in the order they are reported. The condition is
+#: a plain substring/character check that every match needs, so the regexes only run on the
+#: few values that could match: the scan costs next to nothing on ordinary values.
+_HAS_DIGITS = re.compile(r"\d.*\d.*\d")
+DETECTORS: tuple[tuple[str, Callable[[str], bool], Callable[[str], bool]], ...] = (
+    ("email", lambda v: "@" in v, lambda v: bool(_EMAIL.search(v))),
+    ("url", lambda v: "://" in v or "www." in v.lower(), lambda v: bool(_URL.search(v))),
+    ("domain", lambda v: "." in v, lambda v: bool(_DOMAIN.search(v)) and not _EMAIL.search(v)),
+    ("handle", lambda v: "@" in v, lambda v: bool(_HANDLE.search(v))),
+    ("ip_address", lambda v: "." in v or ":" in v,
+     lambda v: bool(_IPV4.search(v) or _IPV6.search(v))),
+    ("payment_card", lambda v: sum(c.isdigit() for c in v) >= 13, _card),
+    ("phone", lambda v: sum(c.isdigit() for c in v) >= 9, _phone),
+    ("street_address", lambda v: " " in v and _HAS_DIGITS.search(v) is not None
+     or any(c.isdigit() for c in v) and any(c.isalpha() for c in v) and len(v) >= 5,
+     lambda v: bool(_STREET.search(v) or _POSTCODE.search(v))),
+    ("date_of_birth", lambda v: any(c.isdigit() for c in v) or "b" in v.lower(),
+     lambda v: bool(_DOB.search(v))),
 )
 
 #: column types whose values may legitimately be dates
 TIME_TYPES = {"date", "timestamp", "month"}
+_SKIP_IN_TIMES = {"date_of_birth", "phone", "ip_address", "payment_card"}
+_SKIP_IN_NUMBERS = {"phone", "payment_card"}
 
 
-def scan(value: str, column_type: str) -> list[str]:
-    """The kinds of identifying data found in one delivered value."""
+#: values that cannot hold any of the above, recognised in one step: a well-formed ISO time in
+#: a time column, a plain number in a number column, a short token (letters, digits, - and _,
+#: too few digits for a phone or a card) anywhere
+_PLAIN = {
+    "time": re.compile(r"[0-9]{4}-[0-9]{2}(-[0-9]{2}([ T][0-9:.]+)?(Z|[+-][0-9:]+)?)?"),
+    "number": re.compile(r"[0-9][0-9,]*"),
+    "token": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}"),
+}
+
+
+def _plain(value: str, column_type: str) -> bool:
+    if column_type in TIME_TYPES:
+        return _PLAIN["time"].fullmatch(value) is not None
+    if column_type in ("count", "integer", "year") and _PLAIN["number"].fullmatch(value):
+        return True
+    return _PLAIN["token"].fullmatch(value) is not None and \
+        sum(c.isdigit() for c in value) < 9
+
+
+@lru_cache(maxsize=1 << 16)
+def scan(value: str, column_type: str) -> tuple[str, ...]:
+    """The kinds of identifying data found in one delivered value (cached: labels repeat)."""
+    if _plain(value, column_type):
+        return ()
     found = ["formula"] if _FORMULA.match(value) else []
-    digits_only = value.replace(",", "").replace(" ", "").isdigit()
-    for name, test in DETECTORS:
-        if column_type in TIME_TYPES and name in ("date_of_birth", "phone", "ip_address",
-                                                  "payment_card"):
+    number = column_type in ("count", "integer", "year") and \
+        value.replace(",", "").replace(" ", "").isdigit()
+    for name, maybe, test in DETECTORS:
+        if column_type in TIME_TYPES and name in _SKIP_IN_TIMES:
             continue  # a time has digits, dashes and colons; its own rules check it
-        if digits_only and name in ("phone", "payment_card") and column_type in (
-                "count", "integer", "year"):
+        if number and name in _SKIP_IN_NUMBERS:
             continue  # a bare number in a number column is a number
-        if test(value):
+        if maybe(value) and test(value):
             found.append(name)
-    if column_type == "pseudonym" and _NAME.match(value):
+    if column_type == "pseudonym" and " " in value and _NAME.match(value):
         found.append("person_name")  # a key column holding "Firstname Lastname"
-    return found
+    return tuple(found)
 
 
-def mask(found: list[str]) -> str:
+def mask(found: tuple[str, ...] | list[str]) -> str:
     """What is stored instead of the value: what it was, never what it said."""
     return f"[masked {'/'.join(found)}]"

@@ -80,11 +80,37 @@ def _csv_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
                            f"file.encoding in the contract.") from e
 
 
+#: an .xlsx is a zip archive: it is opened only within these limits (a "zip bomb" stops here)
+XLSX_MAX_MEMBERS = 10_000
+XLSX_MAX_UNPACKED = 2 << 30  # 2 GiB
+XLSX_MAX_RATIO = 200
+
+
+def _check_archive(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise FileRejected(f"{path.name}: not a readable .xlsx workbook ({e}) "
+                           f"(rule: file_format)") from e
+    unpacked = sum(m.file_size for m in members)
+    packed = max(1, sum(m.compress_size for m in members))
+    if (len(members) > XLSX_MAX_MEMBERS or unpacked > XLSX_MAX_UNPACKED
+            or unpacked / packed > XLSX_MAX_RATIO):
+        raise FileRejected(
+            f"{path.name}: the workbook unpacks to {unpacked:,} bytes in {len(members):,} parts "
+            f"({unpacked / packed:.0f}x its size), beyond the limits ({XLSX_MAX_UNPACKED:,} "
+            f"bytes, {XLSX_MAX_MEMBERS:,} parts, {XLSX_MAX_RATIO}x) (rule: archive_limits)")
+
+
 def _xlsx_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
     import zipfile
 
     import openpyxl
 
+    _check_archive(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
@@ -148,6 +174,8 @@ def _json_lines(f, path: Path) -> Iterator[Any]:
 
 def _text(value: Any) -> str | None:
     """A cell as text: numbers without spurious decimals, dates in ISO 8601."""
+    if type(value) is str:  # CSV and most JSON: the common case first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -177,8 +205,7 @@ class _Cleaner:
         found, self.found = self.found, {}
         return "; ".join(f"{c}:{'+'.join(w)}" for c, w in found.items()) or None
 
-    def __call__(self, column: Column, value: Any) -> str | None:
-        text = _text(value)
+    def __call__(self, column: Column, text: str | None) -> str | None:
         if text is None:
             return None
         text = text.strip()
@@ -186,7 +213,7 @@ class _Cleaner:
             return None
         found = pii.scan(text, column.type)
         if found:
-            self.found[column.name] = found
+            self.found[column.name] = list(found)
             return pii.mask(found)
         if column.thousands_separator and column.thousands_separator in text:
             parts = text.lstrip("-").split(column.thousands_separator)
@@ -270,12 +297,12 @@ def read_records(contract: Contract, path: Path, pseudonym_key: str | None = Non
                 raise FileRejected(
                     f"{path.name}, row {number}: {len(cells)} fields where the header has "
                     f"{len(header)} (rule: field_count_matches_header)")
-            cells = (cells + [None] * len(header))[:len(header)]
-        orphan = [i for i, h in enumerate(header) if not h and _text(cells[i])]
+            texts = (texts + [None] * len(header))[:len(header)]
+        orphan = [i for i, h in enumerate(header) if not h and texts[i]]
         if orphan:
             raise FileRejected(f"{path.name}, row {number}: a value in column {orphan[0] + 1}, "
                                f"which has no header (rule: header_matches_contract)")
-        base = {c.name: clean(c, cells[i]) for c, i in fixed}
+        base = {c.name: clean(c, texts[i]) for c, i in fixed}
         if not contract.unpivot:
             yield Record(number, None, base, clean.take_findings())
             continue
@@ -283,7 +310,7 @@ def read_records(contract: Contract, path: Path, pseudonym_key: str | None = Non
         value_column = contract.column(u.value_to)
         row_found = clean.take_findings()
         for i, name in wide:
-            value = clean(value_column, cells[i])
+            value = clean(value_column, texts[i])
             if value is None and u.skip_empty:
                 continue
             found = "; ".join(f for f in (row_found, clean.take_findings()) if f) or None
