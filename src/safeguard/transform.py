@@ -64,7 +64,9 @@ def build(settings: Settings, select: str | None = None, run_by: str | None = No
     recorded in ``ops.publication_runs`` (``run_by``: default :func:`run_by_default`)."""
     args = ["build"]
     if select:
-        args += ["--select", select]
+        # tests run only when all the models they read are selected (a relationship test of a
+        # selected fact against an unselected dimension waits for the run that builds both)
+        args += ["--select", select, "--indirect-selection", "cautious"]
     run = PublicationRun.start(settings, select or "all", run_by or run_by_default())
     try:
         output = dbt(settings, *args)
