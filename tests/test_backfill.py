@@ -24,11 +24,21 @@ def _backfill_runs(s, since) -> list[tuple[str, str]]:
             "and coalesce(start_date, queued_at) >= %s order by logical_date", [DAG, since])]
 
 
+def _backfill_open(s) -> bool:
+    """Whether the scheduler still counts a backfill of the DAG as running. It marks one
+    complete on a later loop than its last run finishes, and refuses a new backfill until then
+    ("Another backfill is running")."""
+    with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
+        return conn.execute("select exists (select from backfill where dag_id = %s "
+                            "and completed_at is null)", [DAG]).fetchone()[0]
+
+
 def _wait_for_backfill(s, since, expected: int, timeout: float = 420) -> list[tuple[str, str]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = _backfill_runs(s, since)
-        if len(runs) >= expected and all(state in ("success", "failed") for _, state in runs):
+        if (len(runs) >= expected and all(state in ("success", "failed") for _, state in runs)
+                and not _backfill_open(s)):
             return runs
         time.sleep(3)
     raise AssertionError(f"backfill runs not finished in {timeout:.0f}s: "
