@@ -17,12 +17,24 @@ from typing import Any
 import pytest
 import yaml
 
+from safeguard.superset.access import DATABASE_ROLES
 from safeguard.superset.bundle import chart_ids_to_uuids, read_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = read_bundle(ROOT / "dashboards")
-MODELS = {m["name"]: m for m in yaml.safe_load(
-    (ROOT / "dbt" / "models" / "reporting" / "_reporting__models.yml").read_text())["models"]}
+
+
+def _models(folder: str) -> dict[str, dict[str, Any]]:
+    return {m["name"]: m for path in sorted((ROOT / "dbt" / "models" / folder).glob("*.yml"))
+            for m in (yaml.safe_load(path.read_text()) or {}).get("models", [])}
+
+
+#: The dbt models a dataset may read, by schema: the published layer, and for data engineers
+#: the pipeline's own audit marts.
+MODELS_BY_SCHEMA = {"reporting": _models("reporting"), "marts": _models("marts/ops")}
+MODELS = MODELS_BY_SCHEMA["reporting"]
+#: Which schemas a dataset may read, by the warehouse role its database connects as.
+SCHEMAS_OF_ROLE = {"viewer": {"reporting"}, "analyst": {"reporting", "marts"}}
 
 
 def _of(folder: str) -> dict[str, dict[str, Any]]:
@@ -42,6 +54,7 @@ EXPECTED = {
                                  ["gs-period", "gs-region", "gs-country", "gs-channel"]),
     "global-legislation": ("Global legislation", ["gl-region", "gl-country"]),
     "hotline-operations": ("Hotline operations", ["ho-period", "ho-region", "ho-channel"]),
+    "pipeline-health": ("Pipeline health", ["ph-period", "ph-source"]),
 }
 
 #: Charts a filter leaves out on purpose although their dataset has the column.
@@ -51,6 +64,9 @@ DELIBERATELY_UNFILTERED = {
     # the period is the cases' month; warnings are dated by when a file was loaded
     "lo-period": {"Data-quality notes on published sources",
                   "Data-quality warnings on published sources"},
+    # the latest delivery of each source, whenever it came: a source silent for the whole
+    # period is exactly what the engineer must see
+    "ph-period": {"Latest delivery per source"},
 }
 
 #: Reporting models built on generated or illustrative sample data, and the banner each needs.
@@ -111,7 +127,7 @@ def _metric_refs(params: dict[str, Any]) -> set[str]:
     return refs
 
 
-def test_the_four_dashboards_are_there() -> None:
+def test_the_dashboards_are_there() -> None:
     assert {slug: d["dashboard_title"] for slug, d in BY_SLUG.items()} == {
         slug: title for slug, (title, _) in EXPECTED.items()}
 
@@ -133,20 +149,35 @@ def test_uuids_are_unique_and_every_link_resolves() -> None:
     assert set(CHARTS) == on_a_dashboard, "charts on no dashboard"
 
 
-def test_database_is_the_read_only_viewer() -> None:
-    (database,) = DATABASES.values()
-    assert "//safeguard_viewer:" in database["sqlalchemy_uri"]
-    assert database["allow_dml"] is False and database["allow_ctas"] is False
+def _role_of(database: dict[str, Any]) -> str:
+    (name,) = (n for n, c in BUNDLE.items() if c is database)
+    return DATABASE_ROLES[name]
+
+
+def test_each_database_connects_as_its_read_only_role() -> None:
+    """Every connection says whose rights it uses (safeguard.superset.access), logs in as
+    that warehouse role, and can neither write nor upload; only the analyst's is in SQL Lab."""
+    assert {n for n in BUNDLE if n.startswith("databases/")} == set(DATABASE_ROLES)
+    for database in DATABASES.values():
+        role = _role_of(database)
+        assert f"//safeguard_{role}:" in database["sqlalchemy_uri"], database["database_name"]
+        for flag in ("allow_dml", "allow_ctas", "allow_cvas", "allow_csv_upload"):
+            assert database[flag] is False, (database["database_name"], flag)
+        assert database["expose_in_sqllab"] is (role == "analyst"), database["database_name"]
 
 
 @pytest.mark.parametrize("name", sorted(d["table_name"] for d in DATASETS.values()))
 def test_dataset_is_a_published_model_with_its_columns(name: str) -> None:
-    """Datasets read the published layer only, physical tables, with columns the dbt model
-    declares: a column renamed in dbt fails here, not on a dashboard."""
+    """Datasets read physical tables of dbt models their connection's role may read (the
+    dashboards' viewer: the published layer only), with columns the dbt model declares: a
+    column renamed in dbt fails here, not on a dashboard."""
     (dataset,) = (d for d in DATASETS.values() if d["table_name"] == name)
-    assert dataset["schema"] == "reporting" and dataset["sql"] is None
-    assert name in MODELS, f"{name} is not a model in dbt/models/reporting"
-    declared = {c["name"] for c in MODELS[name].get("columns", [])}
+    schema = dataset["schema"]
+    assert schema in SCHEMAS_OF_ROLE[_role_of(DATABASES[str(dataset["database_uuid"])])]
+    assert dataset["sql"] is None
+    models = MODELS_BY_SCHEMA[schema]
+    assert name in models, f"{name} is not a model of schema {schema} in dbt/models"
+    declared = {c["name"] for c in models[name].get("columns", [])}
     physical = {c["column_name"] for c in dataset["columns"] if not c["expression"]}
     assert physical <= declared, f"not in the dbt model: {physical - declared}"
     if dataset["main_dttm_col"]:

@@ -40,4 +40,24 @@ create table if not exists ops.batch_issues (
 );
 create index if not exists batch_issues_batch on ops.batch_issues (batch_id);
 
+-- Every publication refresh: one row per `dbt build` (safeguard.transform.build), written by
+-- the transformer as it starts ('running') and when it ends, with dbt's own counts. Still owned
+-- by the loader, like the rest of the audit trail; the transformer may only add and finish rows.
+create table if not exists ops.publication_runs (
+    run_id          uuid primary key,
+    started_at      timestamptz not null,
+    finished_at     timestamptz,
+    status          text not null check (status in ('running', 'success', 'failed')),
+    selection       text not null,          -- the dbt selection, or 'all'
+    models_built    int,                    -- from dbt's run_results.json; NULL while running
+    tests_passed    int,                    -- data and unit tests (warnings count as passed)
+    tests_failed    int,
+    run_by          text not null,          -- e.g. airflow:safeguard_transform/<run_id> or cli:<user>
+    message         text,                   -- what failed: nodes and rules, never row values
+    constraint finished_unless_running check ((status = 'running') = (finished_at is null))
+);
+create index if not exists publication_runs_started on ops.publication_runs (started_at);
+grant select, insert, update on ops.publication_runs to safeguard_transformer;
+grant select on ops.publication_runs to safeguard_analyst;
+
 reset role;

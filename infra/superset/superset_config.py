@@ -41,9 +41,17 @@ SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": 5, "max_overflow": 5, "pool_pre_ping":
 APP_NAME = "Safeguard"
 
 # --- access ------------------------------------------------------------------------------
-# No anonymous access: the Public role gets no permissions (``superset init`` keeps it empty).
+# Roles Leadership and Analyst and the users are made at bootstrap from
+# src/safeguard/superset/access.py; database grants are set after each bundle import.
+# No anonymous access: anonymous visitors get the Public role, which has no permissions
+# (``superset init`` leaves it alone when PUBLIC_ROLE_LIKE is None, and our bootstrap empties
+# it), so pages redirect to the login form and the API answers 401.
 PUBLIC_ROLE_LIKE = None
 AUTH_ROLE_PUBLIC = "Public"
+# Accounts are made by an admin (or bootstrap), never by self-registration.
+AUTH_USER_REGISTRATION = False
+# The FAB security API (/api/v1/security/roles/..., admin only) sets the database grants.
+FAB_ADD_SECURITY_API = True
 WTF_CSRF_ENABLED = True
 # Nothing is served cross-origin (map tiles are not used); keep the CORS extension off.
 ENABLE_CORS = False

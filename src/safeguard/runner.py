@@ -222,6 +222,8 @@ Safeguard is running. Ctrl-C stops everything.
 
   Airflow   http://localhost:{airflow_port()}    login admin / AIRFLOW_ADMIN_PASSWORD
   Superset  {superset.url}    login {ADMIN_USERNAME} / SUPERSET_ADMIN_PASSWORD
+            (also leader / SUPERSET_LEADER_PASSWORD: the published dashboards only;
+             analyst / SUPERSET_ANALYST_PASSWORD: + explore, SQL Lab, Pipeline health)
 {boards}
   Passwords are in {s.secrets_file}
   Warehouse {s.url('analyst').split('@')[1]}  (safeguard db url --role analyst)

@@ -3,8 +3,8 @@
 Every ``dbt build`` is a publication refresh and leaves a row in ``ops.publication_runs``: who
 ran it and on what selection, when, whether it worked, and dbt's own counts from
 ``run_results.json``. The audit is written beside dbt, never instead of it: a row that cannot
-be written is reported on stderr and the build goes on, and a failed build raises whatever
-became of its row.
+be written is reported on stderr and the build goes on, and a failed build raises dbt's own
+error whether or not its row could be written.
 """
 
 from __future__ import annotations

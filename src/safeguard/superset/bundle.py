@@ -7,8 +7,10 @@ in git would never arrive), it takes database passwords as a form field, and it 
 permissions of a real user through the same API an operator would use.
 
 What git does not hold is filled in at import: the database YAML carries no host, port or
-password; :func:`build_bundle` writes the address of the server in use (password masked, as in
-an export) and :func:`import_bundle` passes the ``viewer`` password in ``passwords``.
+password; :func:`build_bundle` writes the address of the server in use for the warehouse role
+each database connects as (``access.DATABASE_ROLES``: ``viewer`` for the dashboards, ``analyst``
+for SQL Lab; password masked, as in an export) and :func:`import_bundle` passes that role's
+password in ``passwords``. :func:`publish` then grants the Superset roles their databases.
 Import never deletes; :func:`delete_orphans` removes objects we manage (``is_managed_externally``)
 whose UUID left the bundle (apache/superset#31957).
 """
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from safeguard.config import Settings
+from safeguard.superset.access import DATABASE_ROLES, grant_databases
 from safeguard.superset.client import SupersetClient
 from safeguard.superset.server import SupersetServer
 
@@ -33,7 +36,8 @@ RESOURCES = {"databases": "database", "datasets": "dataset", "charts": "chart",
              "dashboards": "dashboard"}
 #: Superset's placeholder for a password it will not show (``PASSWORD_MASK``).
 PASSWORD_MASK = "XXXXXXXXXX"
-WAREHOUSE_ROLE = "viewer"
+#: The warehouse role of the published dashboards' connection.
+WAREHOUSE_ROLE = DATABASE_ROLES["databases/Safeguard_warehouse.yaml"]
 
 
 def bundle_dir(settings: Settings) -> Path:
@@ -78,24 +82,43 @@ def dashboard_urls(server_url: str, source: Path) -> list[tuple[str, str]]:
             for d in dashboards_in_bundle(source)]
 
 
+def database_uri(settings: Settings, role: str) -> tuple[str, str]:
+    """(URI with the password masked, the password) for a warehouse role."""
+    real = urlsplit(settings.url(role, driver="postgresql+psycopg2"))
+    masked = real._replace(netloc=f"{real.username}:{PASSWORD_MASK}@{real.hostname}:{real.port}")
+    return masked.geturl(), settings.role_password(role)
+
+
 def warehouse_uri(settings: Settings) -> tuple[str, str]:
     """(URI with the password masked, the password) for the read-only viewer role."""
-    real = urlsplit(settings.url(WAREHOUSE_ROLE, driver="postgresql+psycopg2"))
-    masked = real._replace(netloc=f"{real.username}:{PASSWORD_MASK}@{real.hostname}:{real.port}")
-    return masked.geturl(), settings.role_password(WAREHOUSE_ROLE)
+    return database_uri(settings, WAREHOUSE_ROLE)
+
+
+def database_role(name: str, source: Path) -> str:
+    """The warehouse role the bundle's database file ``name`` connects as; a file without
+    one is refused rather than given some default role's rights."""
+    try:
+        return DATABASE_ROLES[name]
+    except KeyError:
+        raise ValueError(
+            f"{source / name}: no warehouse role for this database. Add it to DATABASE_ROLES "
+            "in src/safeguard/superset/access.py with the least-privileged role that serves it "
+            "(viewer reads reporting only)."
+        ) from None
 
 
 def build_bundle(settings: Settings, source: Path | None = None) -> tuple[bytes, dict[str, str]]:
     """The bundle as a ZIP (files under one root folder, as Superset expects) and the
-    ``passwords`` form field: ``{database file: password}``."""
+    ``passwords`` form field: ``{database file: password}``, each database with the URI and
+    password of its own warehouse role."""
     source = source or bundle_dir(settings)
-    uri, password = warehouse_uri(settings)
     passwords: dict[str, str] = {}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, config in read_bundle(source).items():
             text = (source / name).read_text()
             if name.startswith("databases/"):
+                uri, password = database_uri(settings, database_role(name, source))
                 config["sqlalchemy_uri"] = uri
                 text = yaml.safe_dump(config, sort_keys=False)
                 passwords[name] = password
@@ -115,10 +138,13 @@ def import_bundle(client: SupersetClient, settings: Settings, source: Path | Non
 
 def publish(server: SupersetServer, prune: bool = True) -> list[str]:
     """Import the bundle into a running server; with ``prune``, also delete the objects we
-    manage whose UUID left ``dashboards/``. Returns what was deleted."""
+    manage whose UUID left ``dashboards/``; then grant each Superset role the databases of
+    its warehouse roles (``access.grant_databases``). Returns what was deleted."""
     with SupersetClient.for_server(server) as client:
         import_bundle(client, server.settings)
-        return delete_orphans(client, server.settings) if prune else []
+        deleted = delete_orphans(client, server.settings) if prune else []
+        grant_databases(client, bundle_dir(server.settings))
+        return deleted
 
 
 def delete_orphans(client: SupersetClient, settings: Settings,
@@ -154,17 +180,18 @@ def export_assets(client: SupersetClient) -> dict[str, dict[str, Any]]:
 _IMPORT_ONLY = ("is_managed_externally", "external_url")
 
 
-def _normalise(name: str, config: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """What must survive a round trip: ids the server assigns and the rendered address are
-    replaced by stable values; lists whose order the server does not keep are sorted."""
+def _normalise(name: str, config: dict[str, Any], uri: str | None = None) -> dict[str, Any]:
+    """What must survive a round trip: ids the server assigns are dropped, a database in git
+    gets the ``uri`` it is imported with (so the export must show the same role, host and
+    port); lists whose order the server does not keep are sorted."""
     config = json.loads(json.dumps(config, default=str))
     for key in _IMPORT_ONLY:
         config.pop(key, None)
     folder = name.split("/")[0]
     if folder == "metadata.yaml":
         return {"version": config["version"]}
-    if folder == "databases":
-        config["sqlalchemy_uri"] = warehouse_uri(settings)[0]
+    if folder == "databases" and uri is not None:
+        config["sqlalchemy_uri"] = uri
     if folder == "datasets":
         config["columns"] = sorted(config["columns"], key=lambda c: c["column_name"])
         config["metrics"] = sorted(config["metrics"], key=lambda m: m["metric_name"])
@@ -228,7 +255,8 @@ def round_trip_differences(settings: Settings, exported: dict[str, dict[str, Any
 
     Files are matched by UUID (Superset renames them on export); a bundle that does not
     survive a round trip would silently lose settings on the next export-and-commit."""
-    source_files = read_bundle(source or bundle_dir(settings))
+    source = source or bundle_dir(settings)
+    source_files = read_bundle(source)
     by_uuid = {str(c.get("uuid")): (n, c) for n, c in exported.items() if n != "metadata.yaml"}
     problems: list[str] = []
     for name, config in source_files.items():
@@ -239,7 +267,9 @@ def round_trip_differences(settings: Settings, exported: dict[str, dict[str, Any
         if other is None:
             problems.append(f"{name}: UUID {config['uuid']} missing from the export")
             continue
-        problems += _differences(_normalise(name, config, settings),
-                                 _normalise(other[0], other[1], settings), name)
+        uri = (database_uri(settings, database_role(name, source))[0]
+               if name.startswith("databases/") else None)
+        problems += _differences(_normalise(name, config, uri),
+                                 _normalise(other[0], other[1]), name)
     problems += [f"{n}: exported but not in git" for n, _ in by_uuid.values()]
     return problems

@@ -74,8 +74,9 @@ def up(port: int | None, foreground: bool) -> None:
                     for title, url in dashboard_urls(server.url, bundle_dir(server.settings)))
     click.echo(
         f"\nSuperset is up: {server.url}\n{links}"
-        f"  login: {ADMIN_USERNAME} / password: SUPERSET_ADMIN_PASSWORD in "
-        f"{server.settings.secrets_file}\n"
+        f"  logins: {ADMIN_USERNAME} (Admin), leader (Leadership), analyst (Analyst); "
+        f"passwords SUPERSET_ADMIN_PASSWORD, SUPERSET_LEADER_PASSWORD, "
+        f"SUPERSET_ANALYST_PASSWORD in {server.settings.secrets_file}\n"
         + ("  Ctrl-C stops it." if foreground else "  stop it with: safeguard superset stop")
     )
     if foreground:

@@ -21,35 +21,69 @@ import httpx
 
 from safeguard.config import Settings
 from safeguard.ports import port_is_free
+from safeguard.superset.access import DEMO_USERS, ROLES
 
 DEFAULT_PORT = 8088
 ADMIN_USERNAME = "admin"
 
-# Creates or updates the admin user inside Superset's app context. The password travels in
-# the environment, not on a command line other users could read with ``ps``; FAB's own
-# ``create-admin`` is not idempotent and ``reset-password`` takes the password as an argument.
-_ADMIN_SCRIPT = """
+# Roles and users, inside Superset's app context. Each role of ``access.ROLES`` gets exactly
+# its permissions (database grants, set after each import by ``access.grant_databases``, are
+# kept); the Public role (``AUTH_ROLE_PUBLIC``, what anonymous visitors get) is emptied, so
+# a permission added to it by hand does not survive a restart. Users are created or updated
+# to exactly their role and password. Passwords travel in the environment, not on a command
+# line other users could read with ``ps``; FAB's own ``create-admin`` is not idempotent and
+# ``reset-password`` takes the password as an argument.
+_ACCESS_SCRIPT = """
+import json
 import os
 from superset.app import create_app
 
 app = create_app()
 with app.app_context():
-    from superset import security_manager as sm
+    from superset import db, security_manager as sm
 
-    username = os.environ["SAFEGUARD_SUPERSET_ADMIN_USERNAME"]
-    password = os.environ["SAFEGUARD_SUPERSET_ADMIN_PASSWORD"]
-    user = sm.find_user(username=username)
-    if user is None:
-        role = sm.find_role("Admin")
-        if role is None or not sm.add_user(
-            username, "Safeguard", "Admin", f"{username}@safeguard.invalid", role,
-            password=password,
-        ):
-            raise SystemExit(f"could not create the Superset user {username!r}")
-        print(f"created Superset user {username!r}")
-    else:
-        sm.reset_password(user.id, password)
-        print(f"Superset user {username!r} exists; password synchronised")
+    spec = json.loads(os.environ["SAFEGUARD_SUPERSET_ACCESS"])
+    missing = []
+    for name, pairs in spec["roles"].items():
+        pvms = []
+        for permission, view in pairs:
+            pvm = sm.find_permission_view_menu(permission, view)
+            if pvm is None:
+                missing.append(f"{permission} on {view} (role {name})")
+            else:
+                pvms.append(pvm)
+        if missing:
+            continue
+        role = sm.add_role(name)  # the existing role, if there is one
+        granted = [p for p in role.permissions if p.permission.name == "database_access"]
+        role.permissions = pvms + granted
+        print(f"role {name}: {len(pvms)} permissions, {len(granted)} database grants kept")
+    if missing:
+        db.session.rollback()
+        raise SystemExit("This Superset has no such permission (renamed in an upgrade?): "
+                         + "; ".join(missing)
+                         + ". Update src/safeguard/superset/access.py.")
+    public = sm.find_role(app.config["AUTH_ROLE_PUBLIC"])
+    if public is not None and public.permissions:
+        print(f"role {public.name}: {len(public.permissions)} permissions removed")
+        public.permissions = []
+    db.session.commit()
+
+    for spec_user in spec["users"]:
+        username, role = spec_user["username"], sm.find_role(spec_user["role"])
+        password = os.environ[spec_user["password_env"]]
+        user = sm.find_user(username=username)
+        if user is None:
+            if not sm.add_user(username, "Safeguard", role.name,
+                               f"{username}@safeguard.invalid", [role], password=password):
+                raise SystemExit(f"could not create the Superset user {username!r}")
+            print(f"created Superset user {username!r} ({role.name})")
+        else:
+            user.roles = [role]
+            user.active = True
+            sm.update_user(user)
+            sm.reset_password(user.id, password)
+            print(f"Superset user {username!r} exists; role {role.name}, password synchronised")
 """
 
 
@@ -107,7 +141,7 @@ class SupersetServer:
 
     @property
     def admin_password(self) -> str:
-        return self.settings.secret("SUPERSET_ADMIN_PASSWORD")
+        return self.password(ADMIN_USERNAME)
 
     def metadata_uri(self) -> str:
         return self.settings.url(
@@ -153,19 +187,38 @@ class SupersetServer:
             )
         return result.stdout
 
+    def users(self) -> list[dict[str, str]]:
+        """The users bootstrap keeps: the admin and the demo users of ``access.DEMO_USERS``,
+        each with its role and the secrets.env entry of its password."""
+        users = [{"username": ADMIN_USERNAME, "role": "Admin",
+                  "password_env": "SUPERSET_ADMIN_PASSWORD"}]
+        users += [{"username": name, "role": role, "password_env": secret}
+                  for name, (role, secret) in DEMO_USERS.items()]
+        return users
+
+    def password(self, username: str) -> str:
+        """The password of a user kept by bootstrap (from secrets.env or the environment)."""
+        (user,) = (u for u in self.users() if u["username"] == username)
+        return self.settings.secret(user["password_env"])
+
     def bootstrap(self, echo: Callable[[str], None] = lambda _: None) -> None:
-        """Idempotent: metadata schema, roles and permissions, the admin user. The database
-        and its roles must exist already (``safeguard.db.bootstrap``)."""
+        """Idempotent: metadata schema, built-in roles, our roles (``access.ROLES``), the
+        admin and demo users. The database and its roles must exist already
+        (``safeguard.db.bootstrap``)."""
         superset = str(self.venv_bin / "superset")
         echo("Superset: migrating the metadata database (superset db upgrade)")
         self._run("superset db upgrade", [superset, "db", "upgrade"])
-        echo("Superset: roles and permissions (superset init)")
+        echo("Superset: built-in roles and permissions (superset init)")
         self._run("superset init", [superset, "init"])
-        echo(f"Superset: admin user {ADMIN_USERNAME!r}")
+        users = self.users()
+        echo(f"Superset: roles {', '.join(ROLES)}; users "
+             f"{', '.join(u['username'] for u in users)}")
+        spec = {"roles": {name: sorted(perms) for name, (perms, _) in ROLES.items()},
+                "users": users}
         self._run(
-            "admin user", [str(self.venv_bin / "python"), "-c", _ADMIN_SCRIPT],
-            {"SAFEGUARD_SUPERSET_ADMIN_USERNAME": ADMIN_USERNAME,
-             "SAFEGUARD_SUPERSET_ADMIN_PASSWORD": self.admin_password},
+            "roles and users", [str(self.venv_bin / "python"), "-c", _ACCESS_SCRIPT],
+            {"SAFEGUARD_SUPERSET_ACCESS": json.dumps(spec)}
+            | {u["password_env"]: self.settings.secret(u["password_env"]) for u in users},
         )
 
     # --- process ---------------------------------------------------------------------------
