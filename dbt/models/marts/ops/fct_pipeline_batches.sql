@@ -8,10 +8,6 @@ batches as (
     select * from {{ ref('stg_ops__batches') }}
 ),
 
-details as (
-    select * from {{ ref('stg_ops__batch_details') }}
-),
-
 issues as (
     select * from {{ ref('stg_ops__batch_issues') }}
 ),
@@ -35,7 +31,7 @@ final as (
         batches.source_name,
         batches.source_kind,
         batches.file_name,
-        details.file_bytes,
+        batches.file_bytes,
         batches.batch_status,
         -- what `safeguard status` flags: the file, or some of its rows, did not load cleanly
         batches.batch_status in ('quarantined', 'rejected', 'failed', 'loaded_with_warnings')
@@ -57,10 +53,9 @@ final as (
         (batches.started_at at time zone 'UTC')::date as started_date,
         round(extract(epoch from batches.finished_at - batches.started_at), 1)
             as duration_seconds,
-        details.run_by,
-        details.message
+        batches.run_by,
+        batches.message
     from batches
-    inner join details on batches.batch_id = details.batch_id
     left join issues_per_batch on batches.batch_id = issues_per_batch.batch_id
 )
 

@@ -10,6 +10,7 @@ renamed as (
         source_name,
         source_kind,
         file_name,
+        file_bytes,
         status as batch_status,
         -- rows of these batches are in raw ('quarantined': the good rows loaded, the rest
         -- set aside); the other statuses left nothing in raw
@@ -18,7 +19,10 @@ renamed as (
         rows_loaded as rows_loaded_count,
         rows_quarantined as rows_quarantined_count,
         started_at,
-        finished_at
+        finished_at,
+        run_by,
+        -- the loader's summary: file, rows as numbered in the file, column, rule; no values
+        message
     from source
 )
 
