@@ -100,7 +100,7 @@
     caller never joins the result back (a join on CTEs the planner cannot estimate went quadratic
     here). Each pass is a few window functions over the cells: set-based, no row-by-row loop. -#}
 {% macro complementary_suppression(cells, group_columns, passes=none) -%}
-    {%- set passes = passes or var('suppression_passes', 12) -%}
+    {%- set passes = passes if passes is not none else var('suppression_passes', 12) -%}
     {{ cells }}__pass_0 as materialized (
         select
             input_cell.cell_key,
