@@ -98,7 +98,10 @@
     every group ends up protected). Emits CTEs ending with `<cells>__withheld`: every column of
     `cells` plus is_withheld. The input row rides along each pass as one composite value, so the
     caller never joins the result back (a join on CTEs the planner cannot estimate went quadratic
-    here). Each pass is a few window functions over the cells: set-based, no row-by-row loop. -#}
+    here). Each pass is a few window functions over the cells: set-based, no row-by-row loop.
+    The cost is passes x one sort per group kind over the cells, and cells grow with the
+    dimensions, not with the cases (some 12,000 country cells on the 20,000-case test data; a
+    synthetic 1,000,000 cells in two kinds of groups took 76 s here). -#}
 {% macro complementary_suppression(cells, group_columns, passes=none) -%}
     {%- set passes = passes if passes is not none else var('suppression_passes', 12) -%}
     {{ cells }}__pass_0 as materialized (
