@@ -1,6 +1,12 @@
--- Yearly spread of grooming stages within each channel and region. A share reveals the
--- channel's total, so when exactly one stage of a channel is below the threshold, the next
--- smallest is withheld too (otherwise total minus the others would give the hidden count).
+-- Yearly spread of grooming stages within each channel and region. A share gives the channel's
+-- total away (and rpt_cases_monthly adds up to it too), so the stages of a channel, year and
+-- region are one group with a known total: complementary suppression (macros/publication.sql)
+-- withholds further stages until the withheld ones are at least two and hold enough cases that
+-- none can be had or narrowed down by subtraction.
+-- The same total is what protects the months of rpt_cases_monthly withheld within that year,
+-- region and channel (int_case_groups_withheld). Where those cannot be protected (too few
+-- cases beyond one per published row), the total must not be given away: every stage of the
+-- channel, year and region is withheld, shares included.
 with
 
 distribution as (
@@ -15,22 +21,49 @@ stages as (
     select * from {{ ref('dim_grooming_stages') }}
 ),
 
-flagged as (
-    select
-        distribution.*,
-        {{ is_suppressed('distribution.case_count') }} as is_primary_suppressed
-    from distribution
+case_groups as (
+    select * from {{ ref('int_case_groups_withheld') }}
 ),
 
-suppressed as (
+unprotected_channel_years as (
+    -- the months withheld within a year, region and channel are one alone, or hold too few
+    -- cases beyond one per row, for their total to be known
     select
-        flagged.*,
-        flagged.is_primary_suppressed
-        or {{ is_secondarily_suppressed(
-            'flagged.case_count', 'flagged.is_primary_suppressed',
-            'flagged.year, flagged.region, flagged.channel_code, flagged.is_synthetic',
-            'flagged.grooming_stage_code') }} as is_withheld
-    from flagged
+        extract(year from month_start)::integer as year,
+        region,
+        channel_code,
+        is_synthetic
+    from case_groups
+    group by 1, 2, 3, 4
+    having count(*) filter (where is_withheld) = 1
+        or (count(*) filter (where is_withheld) > 1
+            and sum(case_count - row_floor) filter (where is_withheld)
+            < {{ min_published_count() }})
+),
+
+cells as (
+    select
+        distribution.*,
+        concat_ws('|', distribution.year, distribution.region, distribution.channel_code,
+            distribution.is_synthetic, distribution.grooming_stage_code) as cell_key,
+        distribution.case_count as cell_count,
+        1 as cell_floor,
+        {{ is_suppressed('distribution.case_count') }}
+        or unprotected_channel_years.year is not null as is_primary,
+        concat_ws('|', distribution.year, distribution.region, distribution.channel_code,
+            distribution.is_synthetic) as channel_group
+    from distribution
+    left join unprotected_channel_years
+        on distribution.year = unprotected_channel_years.year
+        and distribution.region = unprotected_channel_years.region
+        and distribution.channel_code = unprotected_channel_years.channel_code
+        and distribution.is_synthetic = unprotected_channel_years.is_synthetic
+),
+
+{{ complementary_suppression('cells', ['channel_group']) }},
+
+suppressed as (
+    select * from cells__withheld
 ),
 
 final as (

@@ -1,0 +1,1135 @@
+"""Nothing small gets out: the published layer, attacked the way an outsider would.
+
+Leadership and public dashboards read the ``reporting`` schema as the viewer role, and so does
+this test. It reads every table there and tries to learn a count the layer withheld:
+
+* **primary**: no count below k (var ``min_published_count``) is published, in any numeric
+  column that holds a count (each column says what it holds in the models' yml), and no
+  percentage change stands on a side below 50 (``min_count_for_change``, NCMEC's practice) or
+  on a withheld side;
+* **the attacker**: every relation an outsider can derive from the published tables and their
+  documentation becomes a linear equation or bound over the withheld cells -
+  - the same population at two grains, within a table or across tables (cases per country vs
+    per region, per month vs per year or per week, by channel vs by stage, hotline vs hotline
+    and partners together, a total row): for every pair of tables of one population the
+    attacker groups both by the dimensions they share and by the finest periods both tile
+    (months into years; weeks and months into the runs of months that start on a Monday), and
+    the two sums of each group are equal;
+  - remainder rows (the withheld cells of a group published as one count);
+  - shares that give a group's total away (rounded to 0.1%: an interval for the total);
+  - published percentage changes with one side withheld (an interval for that side);
+  and then attacks each withheld cell by **subtraction** (peeling equations with one unknown
+  left, repeatedly), by **linear algebra** (a cell is determined when it is constant on the
+  solution space: its coordinate vanishes in every null-space vector of the equations), and
+  by **linear programming** (the least and most the cell can hold given every equation, bound
+  and the floor of one case per published row; an interval narrower than k is a disclosure).
+* **the attacker works**: planted weak tables in a scratch schema, and copies of the real tables
+  with the cells that protect three real small counts put back, must be broken - so a green
+  run is not a blind one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+from psycopg.rows import dict_row
+from scipy import optimize, sparse
+from scipy.sparse import linalg as sparse_linalg
+
+from safeguard.config import ROLES
+
+ROOT = Path(__file__).resolve().parents[1]
+DBT = ROOT / "dbt"
+_VARS = yaml.safe_load((DBT / "dbt_project.yml").read_text())["vars"]
+K = int(_VARS.get("min_published_count", 10))
+MIN_FOR_CHANGE = int(_VARS.get("min_count_for_change", 50))
+NUMERIC_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
+DISCLOSURE_ROLES = {"count", "metric", "statistic", "share", "pct_change", "ordinal"}
+BEGINNING, END_OF_TIME = date(1900, 1, 1), date(2999, 1, 1)
+
+
+# --- what the published tables say: read as the viewer reads them ----------------------------
+
+Tables = dict[str, list[dict[str, Any]]]
+
+
+def read_schema(conn: psycopg.Connection, schema: str) -> Tables:
+    """Every table of a schema, every row, as the connection's role sees them."""
+    names = [r[0] for r in conn.execute(
+        "select table_name from information_schema.tables where table_schema = %s"
+        " order by table_name", [schema])]
+    with conn.cursor(row_factory=dict_row) as cur:
+        return {name: cur.execute(sql.SQL("select * from {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(name))).fetchall() for name in names}
+
+
+def numeric_columns(conn: psycopg.Connection, schema: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for table, column, data_type in conn.execute(
+            "select table_name, column_name, data_type from information_schema.columns"
+            " where table_schema = %s", [schema]):
+        if data_type in NUMERIC_TYPES:
+            found[table].add(column)
+    return found
+
+
+def model_disclosure() -> dict[str, dict[str, Any]]:
+    """What each reporting model's yml says it publishes: the whole model public, or per
+    numeric column its role (config.meta.disclosure)."""
+    models: dict[str, dict[str, Any]] = {}
+    for path in sorted((DBT / "models" / "reporting").glob("*.yml")):
+        for model in (yaml.safe_load(path.read_text()) or {}).get("models", []):
+            meta = (model.get("config") or {}).get("meta") or {}
+            columns = {}
+            for column in model.get("columns", []):
+                role = ((column.get("config") or {}).get("meta") or {}).get("disclosure")
+                if role:
+                    columns[column["name"]] = role
+            models[model["name"]] = {"public": meta.get("disclosure") == "public",
+                                     "columns": columns}
+    return models
+
+
+# --- the attacker's model of the tables -------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One published (or withheld) count."""
+
+    source: str  # the table, or the part of a table, that publishes it
+    label: str  # which cell, in words
+    dims: dict[str, Any]  # the categories it counts (incl. a source's fixed scope)
+    span: tuple[date, date]  # the days its cases fall in, [start, end)
+    value: int | None  # None when withheld
+    floor: int  # the least an attacker may assume a withheld cell holds
+
+
+@dataclass
+class Relation:
+    """lo <= sum(coefficient * cell) <= hi, over cells of one population."""
+
+    terms: dict[int, float]
+    lo: float
+    hi: float
+    why: str
+
+
+def month_span(d: date) -> tuple[date, date]:
+    return d, (d.replace(year=d.year + 1, month=1) if d.month == 12
+               else d.replace(month=d.month + 1))
+
+
+def year_span(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year + 1, 1, 1)
+
+
+def week_span(d: date) -> tuple[date, date]:
+    return d, d + timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Grain:
+    """How the rows of one table become cells of a population.
+
+    dims maps a dimension to the column holding it; scope fixes dimensions for the whole
+    table (the table covers those values only, e.g. hotline cases). A row of a table published
+    only where its count is positive has a floor of 1: the row itself says 'one case or more'.
+    remainder: (flag column, group columns) - rows with the flag hold, as one count, the
+    withheld cells of their group (same values in the group columns)."""
+
+    table: str
+    population: str
+    count: str
+    span: Callable[[dict[str, Any]], tuple[date, date]]
+    dims: dict[str, str] = field(default_factory=dict)
+    scope: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    rows: Callable[[dict[str, Any]], bool] = lambda row: True
+    floor: int = 1
+    remainder: tuple[str, tuple[str, ...]] | None = None
+    withheld: Callable[[dict[str, Any], str], bool] = lambda row, count: row[count] is None
+
+
+def _grains() -> list[Grain]:
+    channel_breakdown = lambda row: row["breakdown"] == "channel"  # noqa: E731
+    stage_breakdown = lambda row: row["breakdown"] == "grooming_stage"  # noqa: E731
+    enticement = {"exploitation_type": "online_enticement"}
+    grains = [
+        # cases, each counted once: hotline cases and partner aggregates
+        Grain("rpt_cases_monthly", "cases", "cases", lambda r: month_span(r["period_start"]),
+              dims={"region": "region", "country": "country_code", "channel": "channel_code",
+                    "source_kind": "source_kind", "is_synthetic": "is_synthetic"},
+              remainder=("is_remainder", ("period_start", "region", "channel_code",
+                                          "source_kind", "is_synthetic"))),
+        Grain("rpt_stage_by_channel_yearly", "cases", "cases", lambda r: year_span(r["year"]),
+              dims={"region": "region", "channel": "channel_code",
+                    "stage": "grooming_stage_code", "is_synthetic": "is_synthetic"}),
+        Grain("rpt_case_outcomes_monthly", "cases", "cases",
+              lambda r: month_span(r["period_start"]),
+              dims={"region": "region", "channel": "channel_code", "assessment": "assessment",
+                    "referred_to": "referred_to", "is_synthetic": "is_synthetic"},
+              scope={"source_kind": "hotline"},
+              remainder=("is_remainder", ("period_start", "region", "channel_code",
+                                          "is_synthetic"))),
+        # (is_synthetic is "any case synthetic" here, not a part of the cases: not a dimension)
+        Grain("rpt_case_handling_weekly", "cases", "intake",
+              lambda r: week_span(r["week_start"]), scope={"source_kind": "hotline"}),
+        Grain("rpt_headline_figures", "cases", "value", lambda r: (BEGINNING, END_OF_TIME),
+              scope={"source_kind": "hotline"},
+              rows=lambda r: r["metric_code"] == "hotline_cases_total",
+              withheld=lambda r, c: r[c] is None or r["is_suppressed"]),
+        # case-form pairs: a hotline case once per form of exploitation, partners as delivered
+        Grain("rpt_exploitation_types_yearly", "case-forms", "cases",
+              lambda r: year_span(r["year"]),
+              dims={"region": "region", "channel": "channel_code",
+                    "exploitation_type": "exploitation_type_code",
+                    "is_synthetic": "is_synthetic"}),
+        # open cases at a date: a population of its own, no total published
+        Grain("rpt_case_backlog", "open cases", "open_cases",
+              lambda r: (r["as_of_date"], r["as_of_date"] + timedelta(days=1)),
+              dims={"age_bucket": "age_bucket"}, floor=0),
+    ]
+    for year in (2019, 2020):
+        # rows are there when either year has a case: a count may be 0
+        grains += [
+            Grain("rpt_enticement_change_2019_2020", "case-forms", f"cases_{year}",
+                  lambda r, y=year: year_span(y), source="rpt_enticement_change_2019_2020"
+                  " by channel", dims={"channel": "code", "is_synthetic": "is_synthetic"},
+                  scope=enticement, rows=channel_breakdown, floor=0),
+            Grain("rpt_enticement_change_2019_2020", "case-forms", f"cases_{year}",
+                  lambda r, y=year: year_span(y), source="rpt_enticement_change_2019_2020"
+                  " by stage", dims={"stage": "code", "is_synthetic": "is_synthetic"},
+                  scope=enticement, rows=stage_breakdown, floor=0),
+        ]
+    return grains
+
+
+GRAINS = _grains()
+
+
+@dataclass(frozen=True)
+class ShareOf:
+    """A share column that gives away the total of a group of cells of the same table."""
+
+    table: str
+    share: str
+    count: str
+    group: tuple[str, ...]
+
+
+SHARES = [ShareOf("rpt_stage_by_channel_yearly", "share_of_channel_pct", "cases",
+                  ("year", "region", "channel_code", "is_synthetic"))]
+
+
+@dataclass(frozen=True)
+class ChangeOf:
+    """A percentage change between two counts: of two columns of a row, or of a row and the
+    row of the year before (same values in `same`)."""
+
+    table: str
+    pct: str
+    current: str
+    previous: str | None = None  # a column of the same row
+    same: tuple[str, ...] = ()  # else: the row of year - 1 with these columns equal
+
+
+CHANGES = [
+    ChangeOf("rpt_enticement_change_2019_2020", "pct_change", "cases_2020", "cases_2019"),
+    ChangeOf("rpt_exploitation_types_yearly", "yoy_pct_change", "cases",
+             same=("region", "channel_code", "exploitation_type_code", "is_synthetic")),
+]
+
+
+@dataclass
+class Population:
+    name: str
+    cells: list[Cell] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    sources: dict[str, tuple[set[str], dict[str, Any]]] = field(default_factory=dict)
+
+
+def _label(row: dict[str, Any], columns: Iterable[str]) -> str:
+    return ", ".join(f"{c}={row[c]}" for c in columns)
+
+
+def _key_columns(grain: Grain) -> list[str]:
+    time = [c for c in ("period_start", "year", "week_start", "as_of_date", "metric_code",
+                        "breakdown") if c not in grain.dims.values()]
+    return time + list(grain.dims.values())
+
+
+def build_populations(tables: Tables, grains: list[Grain], shares: list[ShareOf],
+                      changes: list[ChangeOf]) -> dict[str, Population]:
+    """Cells of every grain, and every relation between them the attacker can derive."""
+    populations: dict[str, Population] = {}
+    # (table, count column, row number) -> (population, cell)
+    where: dict[tuple[str, str, int], tuple[str, int]] = {}
+    for grain in grains:
+        if grain.table not in tables:
+            continue
+        pop = populations.setdefault(grain.population, Population(grain.population))
+        source = grain.source or grain.table
+        pop.sources.setdefault(source, (set(grain.dims) | set(grain.scope), dict(grain.scope)))
+        rows = tables[grain.table]
+        remainders: list[tuple[dict[str, Any], int]] = []
+        members: dict[tuple, list[int]] = defaultdict(list)
+        for number, row in enumerate(rows):
+            if not grain.rows(row):
+                continue
+            if grain.remainder and row[grain.remainder[0]]:
+                remainders.append((row, number))
+                continue
+            withheld = grain.withheld(row, grain.count)
+            cell = Cell(source=source,
+                        label=f"{grain.count} at " + _label(row, [
+                            c for c in _key_columns(grain) if c in row]),
+                        dims={**grain.scope, **{d: row[c] for d, c in grain.dims.items()}},
+                        span=grain.span(row), value=None if withheld else int(row[grain.count]),
+                        floor=grain.floor)
+            where[(grain.table, grain.count, number)] = (pop.name, len(pop.cells))
+            if grain.remainder and withheld:
+                members[tuple(row[c] for c in grain.remainder[1])].append(len(pop.cells))
+            pop.cells.append(cell)
+        for row, _ in remainders:
+            group = tuple(row[c] for c in grain.remainder[1])
+            value = row[grain.count]
+            if value is None:  # a withheld remainder says nothing
+                continue
+            pop.relations.append(Relation(
+                {i: 1.0 for i in members.get(group, [])}, value, value,
+                f"{grain.table}: the remainder row of {_label(row, grain.remainder[1])}"
+                f" holds its withheld cells ({value})"))
+    for pop in populations.values():
+        pop.relations += _same_population_relations(pop)
+    for share in shares:
+        if share.table in tables:
+            _add_share_bounds(populations, tables[share.table], share, where)
+    for change in changes:
+        if change.table in tables:
+            _add_change_bounds(populations, tables[change.table], change, where)
+    return populations
+
+
+def _components(spans: Iterable[tuple[date, date]]) -> dict[tuple[date, date], int]:
+    """The finest periods two tilings of time share: overlapping spans, merged."""
+    component: dict[tuple[date, date], int] = {}
+    end, current = None, -1
+    for span in sorted(set(spans)):
+        if end is None or span[0] >= end:
+            current += 1
+            end = span[1]
+        else:
+            end = max(end, span[1])
+        component[span] = current
+    return component
+
+
+def _same_population_relations(pop: Population) -> list[Relation]:
+    """Two tables (or parts of one) that count the same population: grouped by what they
+    share, their sums agree. A table may only stand for the part of the population its scope
+    says; the other table is cut to that part when it can be, else the pair says nothing."""
+    relations = []
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i, cell in enumerate(pop.cells):
+        by_source[cell.source].append(i)
+    names = sorted(by_source)
+    for a_index, a in enumerate(names):
+        for b in names[a_index + 1:]:
+            (dims_a, scope_a), (dims_b, scope_b) = pop.sources[a], pop.sources[b]
+            if not set(scope_a) <= dims_b or not set(scope_b) <= dims_a:
+                continue  # one covers a part of the population the other cannot be cut to
+            scope = {**scope_a, **scope_b}
+            if any(scope_a.get(d, v) != v for d, v in scope_b.items()):
+                continue
+            shared = sorted(dims_a & dims_b)
+            cells_a = [i for i in by_source[a]
+                       if all(pop.cells[i].dims.get(d) == v for d, v in scope.items())]
+            cells_b = [i for i in by_source[b]
+                       if all(pop.cells[i].dims.get(d) == v for d, v in scope.items())]
+            if not cells_a or not cells_b:
+                continue
+            periods = _components(pop.cells[i].span for i in cells_a + cells_b)
+            covered_a = {periods[pop.cells[i].span] for i in cells_a}
+            covered_b = {periods[pop.cells[i].span] for i in cells_b}
+            groups: dict[tuple, dict[int, float]] = defaultdict(dict)
+            for sign, cells in ((1.0, cells_a), (-1.0, cells_b)):
+                for i in cells:
+                    period = periods[pop.cells[i].span]
+                    if period in covered_a and period in covered_b:  # both tables cover it
+                        key = (period, *(pop.cells[i].dims.get(d) for d in shared))
+                        groups[key][i] = sign
+            for key, terms in groups.items():
+                first = min(pop.cells[i].span[0] for i in terms)
+                last = max(pop.cells[i].span[1] for i in terms)
+                what = ", ".join(f"{d}={v}" for d, v in zip(shared, key[1:], strict=True))
+                relations.append(Relation(
+                    terms, 0.0, 0.0,
+                    f"{a} and {b} count the same cases ({what or 'all'},"
+                    f" {first} to {last - timedelta(days=1)})"))
+    return relations
+
+
+def _add_share_bounds(populations: dict[str, Population], rows: list[dict[str, Any]],
+                      share: ShareOf, where: dict[tuple[str, str, int], tuple[str, int]]) -> None:
+    """count / total = share (rounded to 0.1): every published share bounds the group total."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for number, row in enumerate(rows):
+        groups[tuple(row[c] for c in share.group)].append(number)
+    for key, numbers in groups.items():
+        lo, hi = 0.0, math.inf
+        for number in numbers:
+            row = rows[number]
+            if row[share.share] is None or row[share.count] is None:
+                continue
+            pct, count = float(row[share.share]), float(row[share.count])
+            lo = max(lo, 100.0 * count / (pct + 0.05))
+            if pct > 0.05:
+                hi = min(hi, 100.0 * count / (pct - 0.05))
+        cells = [where[(share.table, share.count, n)] for n in numbers
+                 if (share.table, share.count, n) in where]
+        if hi == math.inf or not cells:
+            continue
+        lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
+        populations[cells[0][0]].relations.append(Relation(
+            {i: 1.0 for _, i in cells}, lo, hi,
+            f"{share.table}: {share.share} gives the total of"
+            f" {', '.join(f'{c}={v}' for c, v in zip(share.group, key, strict=True))}"
+            f" away ({lo}..{hi})"))
+
+
+def _add_change_bounds(populations: dict[str, Population], rows: list[dict[str, Any]],
+                       change: ChangeOf, where: dict[tuple[str, str, int], tuple[str, int]]
+                       ) -> None:
+    """current = previous * (1 + pct/100), pct rounded to 0.1: two linear bounds."""
+    index = {}
+    if change.previous is None:
+        index = {(row["year"], *(row[c] for c in change.same)): n for n, row in enumerate(rows)}
+    for number, row in enumerate(rows):
+        if row[change.pct] is None:
+            continue
+        pct = float(row[change.pct])
+        if change.previous is not None:
+            prev = where.get((change.table, change.previous, number))
+        else:
+            n = index.get((row["year"] - 1, *(row[c] for c in change.same)))
+            prev = None if n is None else where.get((change.table, change.current, n))
+        cur = where.get((change.table, change.current, number))
+        if prev is None or cur is None:
+            continue
+        pop = populations[cur[0]]
+        why = (f"{change.table}: {change.pct} = {pct} relates {pop.cells[cur[1]].label}"
+               f" to {pop.cells[prev[1]].label}")
+        # cur >= (1 + (pct - .05)/100) prev  and  cur <= (1 + (pct + .05)/100) prev
+        pop.relations.append(Relation({cur[1]: 1.0, prev[1]: -(1 + (pct - 0.05) / 100)}, 0.0,
+                                      math.inf, why))
+        pop.relations.append(Relation({cur[1]: 1.0, prev[1]: -(1 + (pct + 0.05) / 100)},
+                                      -math.inf, 0.0, why))
+
+
+# --- the attacks --------------------------------------------------------------------------------
+
+@dataclass
+class Finding:
+    cell: Cell
+    how: str
+    interval: tuple[float, float]
+    relations: list[str]
+
+    def __str__(self) -> str:
+        lo, hi = self.interval
+        got = f"= {lo:g}" if hi - lo < 1e-6 else f"in [{lo:g}, {hi:g}] (fewer than {K} values)"
+        return (f"{self.cell.source}: withheld {self.cell.label} recovered by {self.how}: {got}"
+                f"\n      via " + "\n          ".join(self.relations[:4]))
+
+
+@dataclass
+class System:
+    """The relations of a population over its withheld cells, published values moved over."""
+
+    unknowns: list[int]  # cell index of each variable
+    rows: list[tuple[dict[int, float], float, float, str]]  # variable -> coefficient
+
+    @classmethod
+    def of(cls, pop: Population) -> System:
+        unknowns = sorted({i for rel in pop.relations for i in rel.terms
+                           if pop.cells[i].value is None})
+        column = {cell: j for j, cell in enumerate(unknowns)}
+        rows = []
+        for rel in pop.relations:
+            known = sum(c * pop.cells[i].value for i, c in rel.terms.items()
+                        if pop.cells[i].value is not None)
+            terms = {column[i]: c for i, c in rel.terms.items() if pop.cells[i].value is None}
+            rows.append((terms, rel.lo - known, rel.hi - known, rel.why))
+        return cls(unknowns, rows)
+
+
+def peel(pop: Population, system: System) -> dict[int, Finding]:
+    """Subtraction: an equation with one unknown left gives it; repeat with what it gave."""
+    found: dict[int, Finding] = {}
+    value: dict[int, float] = {}
+    why: dict[int, list[str]] = {}
+    progress = True
+    while progress:
+        progress = False
+        for terms, lo, hi, reason in system.rows:
+            if lo != hi:
+                continue
+            left = [j for j in terms if j not in value]
+            if len(left) != 1:
+                continue
+            (j,) = left
+            v = (lo - sum(c * value[i] for i, c in terms.items() if i in value)) / terms[j]
+            value[j] = v
+            why[j] = [reason] + [r for i in terms if i in why and i != j for r in why[i]]
+            cell = pop.cells[system.unknowns[j]]
+            found[system.unknowns[j]] = Finding(cell, "subtraction", (v, v), why[j])
+            progress = True
+    return found
+
+
+def _signature_classes(system: System) -> tuple[list[list[int]], sparse.csr_matrix]:
+    """Variables in exactly the same relations with the same coefficients can only ever be
+    told apart by their floors: merge each class into one variable (its sum)."""
+    signature: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for r, (terms, *_rest) in enumerate(system.rows):
+        for j, c in terms.items():
+            signature[j].append((r, c))
+    classes: dict[tuple, list[int]] = defaultdict(list)
+    for j in range(len(system.unknowns)):
+        classes[tuple(signature[j])].append(j)
+    merged = list(classes.values())
+    data, rows, cols = [], [], []
+    for k, members in enumerate(merged):
+        for r, c in signature[members[0]]:
+            rows.append(r)
+            cols.append(k)
+            data.append(c)
+    matrix = sparse.csr_matrix((data, (rows, cols)), shape=(len(system.rows), len(merged)))
+    return merged, matrix
+
+
+def determined(matrix: sparse.csr_matrix, rhs: np.ndarray, equalities: np.ndarray,
+               samples: int = 3, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """Linear algebra: which variables take one value on every solution of the equations -
+    those whose coordinate vanishes in the whole null space - and that value. Projecting
+    random vectors on the null space by least squares (r - A'y, y = argmin |A'y - r|) gives,
+    with probability one, a nonzero coordinate to every variable the equations leave free;
+    a least-squares solution of A x = b gives the value of the others."""
+    a = matrix[equalities].tocsr()
+    n = a.shape[1]
+    if n == 0 or a.shape[0] == 0:
+        return np.zeros(n, dtype=bool), np.full(n, np.nan)
+    rng = np.random.default_rng(seed)
+    largest = np.zeros(n)
+    for _ in range(samples):
+        r = rng.standard_normal(n)
+        y = sparse_linalg.lsqr(a.T, r, atol=1e-14, btol=1e-14, iter_lim=50 * n)[0]
+        np.maximum(largest, np.abs(r - a.T @ y), out=largest)
+    x = sparse_linalg.lsqr(a, rhs[equalities], atol=1e-14, btol=1e-14, iter_lim=50 * n)[0]
+    return largest < 1e-6, x
+
+
+@dataclass
+class Reduced:
+    """The relations over fewer variables: every equation between two variables (x = y + c,
+    x + y = c) substitutes one for the other, so each variable j is sign[j] * root + offset[j]
+    and the LP runs over the roots only. Roots keep their members' floors as bounds."""
+
+    root: np.ndarray
+    sign: np.ndarray
+    offset: np.ndarray
+    a_eq: sparse.csr_matrix
+    b_eq: np.ndarray
+    a_ub: sparse.csr_matrix
+    b_ub: np.ndarray
+    bounds: list[tuple[float, float]]
+
+
+def reduce_system(matrix: sparse.csr_matrix, lo: np.ndarray, hi: np.ndarray,
+                  floors: np.ndarray) -> Reduced:
+    n = matrix.shape[1]
+    parent, sign, offset = list(range(n)), [1.0] * n, [0.0] * n
+
+    def find(v: int) -> tuple[int, float, float]:
+        if parent[v] == v:
+            return v, 1.0, 0.0
+        r, s, o = find(parent[v])
+        parent[v], sign[v], offset[v] = r, sign[v] * s, sign[v] * o + offset[v]
+        return r, sign[v], offset[v]
+
+    kept = []
+    for r in range(matrix.shape[0]):
+        terms = list(zip(matrix.indices[matrix.indptr[r]:matrix.indptr[r + 1]],
+                         matrix.data[matrix.indptr[r]:matrix.indptr[r + 1]], strict=True))
+        if lo[r] == hi[r] and len(terms) == 2 and all(abs(c) == 1 for _, c in terms):
+            (a, ca), (b, cb) = terms
+            (ra, sa, oa), (rb, sb, ob) = find(a), find(b)
+            if ra != rb:  # ca (sa ra + oa) + cb (sb rb + ob) = rhs: rb in terms of ra
+                parent[rb] = ra
+                sign[rb] = -(ca * sa) / (cb * sb)
+                offset[rb] = (lo[r] - ca * oa - cb * ob) / (cb * sb)
+                continue
+        kept.append(r)
+    found = [find(j) for j in range(n)]
+    roots = sorted({r for r, _, _ in found})
+    index = {r: i for i, r in enumerate(roots)}
+    root = np.array([index[r] for r, _, _ in found])
+    sign_ = np.array([s for _, s, _ in found])
+    offset_ = np.array([o for _, _, o in found])
+    bounds_lo = np.full(len(roots), -np.inf)
+    bounds_hi = np.full(len(roots), np.inf)
+    for j in range(n):  # sign * root + offset >= floor
+        if sign_[j] > 0:
+            bounds_lo[root[j]] = max(bounds_lo[root[j]], floors[j] - offset_[j])
+        else:
+            bounds_hi[root[j]] = min(bounds_hi[root[j]], offset_[j] - floors[j])
+    coo = matrix[kept].tocoo()
+    constant = np.zeros(len(kept))
+    np.add.at(constant, coo.row, coo.data * offset_[coo.col])
+    reduced = sparse.csr_matrix((coo.data * sign_[coo.col], (coo.row, root[coo.col])),
+                                shape=(len(kept), len(roots)))
+    reduced.sum_duplicates()
+    reduced.eliminate_zeros()
+    r_lo, r_hi = lo[kept] - constant, hi[kept] - constant
+    eq = r_lo == r_hi
+    upper, lower = (~eq) & np.isfinite(r_hi), (~eq) & np.isfinite(r_lo)
+    return Reduced(root, sign_, offset_, reduced[eq], r_lo[eq],
+                   sparse.vstack([reduced[upper], -reduced[lower]]).tocsr(),
+                   np.concatenate([r_hi[upper], -r_lo[lower]]),
+                   [(a, None if b == np.inf else b) for a, b in
+                    zip(bounds_lo, bounds_hi, strict=True)])
+
+
+def lp_bounds(system: Reduced, narrow: Callable[[int, float, float], bool]
+              ) -> dict[int, tuple[float, float]]:
+    """Linear programming: the least and the most each root can hold under every relation and
+    its bounds; returns the roots `narrow` still calls narrow at the end. Cheap first: the
+    feasible points of LPs that push a batch of roots up (or down) at once, as witnesses,
+    prove most roots wide; only the rest get LPs of their own."""
+    n = len(system.bounds)
+    seen_lo, seen_hi = np.full(n, np.inf), np.full(n, -np.inf)
+    has_eq, has_ub = system.a_eq.shape[0] > 0, system.a_ub.shape[0] > 0
+
+    def witness(objective: np.ndarray, bounds: list[tuple[float, float | None]]) -> bool:
+        result = optimize.linprog(objective, A_ub=system.a_ub if has_ub else None,
+                                  b_ub=system.b_ub if has_ub else None,
+                                  A_eq=system.a_eq if has_eq else None,
+                                  b_eq=system.b_eq if has_eq else None,
+                                  bounds=bounds, method="highs")
+        if result.status == 3:
+            return False
+        assert result.status == 0, f"the relations have no solution: {result.message}"
+        np.minimum(seen_lo, result.x, out=seen_lo)
+        np.maximum(seen_hi, result.x, out=seen_hi)
+        return True
+
+    # a box that leaves every bounded root its whole range, for the batch LPs
+    box = float(np.abs(system.b_eq).sum() + np.abs(system.b_ub).sum()
+                + sum(abs(a) for a, _ in system.bounds if np.isfinite(a)) + 1)
+    boxed = [(a, b if b is not None else a + box) for a, b in system.bounds]
+    rng = np.random.default_rng(7)
+    share = 1.0
+    while True:
+        open_ = [j for j in range(n) if narrow(j, seen_lo[j], seen_hi[j])]
+        batch = rng.permutation(open_)[:max(8, int(len(open_) * share))]
+        if len(batch) == 0:
+            break
+        objective = np.zeros(n)
+        objective[batch] = rng.uniform(0.5, 1.5, len(batch))
+        witness(-objective, boxed)
+        witness(objective, boxed)
+        proven = sum(1 for j in batch if not narrow(j, seen_lo[j], seen_hi[j]))
+        if proven < 4:  # one LP a root is as cheap from here
+            break
+        if proven < len(batch) // 4:
+            share /= 2
+    kept: dict[int, tuple[float, float]] = {}
+    for j in range(n):
+        if not narrow(j, seen_lo[j], seen_hi[j]):
+            continue
+        objective = np.zeros(n)
+        objective[j] = -1.0
+        if not witness(objective, system.bounds):
+            continue  # no most: as wide as can be
+        if narrow(j, seen_lo[j], seen_hi[j]):
+            objective[j] = 1.0
+            witness(objective, system.bounds)
+        if narrow(j, seen_lo[j], seen_hi[j]):
+            kept[j] = (seen_lo[j], seen_hi[j])
+    return kept
+
+
+def attack(populations: dict[str, Population]) -> list[Finding]:
+    """Every attack on every withheld cell; one finding per cell broken."""
+    return [finding for pop in populations.values()
+            for finding in attack_population(pop).values()]
+
+
+def attack_population(pop: Population) -> dict[int, Finding]:
+    findings: dict[int, Finding] = {}
+    system = System.of(pop)
+    if not system.unknowns:
+        return findings
+    findings.update(peel(pop, system))
+    merged, matrix = _signature_classes(system)
+    cells = [[system.unknowns[j] for j in members] for members in merged]
+    floors = np.array([sum(pop.cells[i].floor for i in members) for members in cells],
+                      dtype=float)
+    reasons = defaultdict(list)
+    for terms, _lo, _hi, why in system.rows:
+        for j in terms:
+            reasons[j].append(why)
+    lo = np.array([r[1] for r in system.rows])
+    hi = np.array([r[2] for r in system.rows])
+    fixed, solution = determined(matrix, lo, lo == hi)
+    for k in np.flatnonzero(fixed):
+        if len(cells[k]) == 1 and cells[k][0] not in findings:
+            i = cells[k][0]
+            value = round(float(solution[k]), 6)
+            findings[i] = Finding(pop.cells[i], "linear algebra (null space of the equations)",
+                                  (value, value), reasons[merged[k][0]])
+    reduced = reduce_system(matrix, lo, hi, floors)
+
+    def interval(k: int, root_lo: float, root_hi: float) -> tuple[float, float]:
+        a = reduced.sign[k] * root_lo + reduced.offset[k]
+        b = reduced.sign[k] * root_hi + reduced.offset[k]
+        return min(a, b), max(a, b)
+
+    def cell_width(k: int, root_lo: float, root_hi: float) -> float:
+        # a cell alone in its class: its own interval; one of a class of cells that only their
+        # sum tells apart: from its floor to the class's most less the others' floors
+        least, most = interval(k, root_lo, root_hi)
+        return most - least if len(cells[k]) == 1 else most - floors[k]
+
+    members = defaultdict(list)
+    for k in range(len(merged)):
+        members[reduced.root[k]].append(k)
+
+    def narrow(r: int, root_lo: float, root_hi: float) -> bool:
+        return root_lo > root_hi or any(not (cell_width(k, root_lo, root_hi) >= K)
+                                        for k in members[r])
+
+    for r, (root_lo, root_hi) in lp_bounds(reduced, narrow).items():
+        for k in members[r]:
+            if cell_width(k, root_lo, root_hi) >= K:
+                continue
+            least, most = interval(k, root_lo, root_hi)
+            for i in cells[k]:
+                if i in findings:
+                    continue
+                cell_floor = pop.cells[i].floor
+                findings[i] = Finding(
+                    pop.cells[i], "linear programming bounds",
+                    (least, most) if len(cells[k]) == 1
+                    else (cell_floor, most - floors[k] + cell_floor),
+                    reasons[merged[k][0]])
+    return findings
+
+
+def withheld_cells(populations: dict[str, Population]) -> Iterator[Cell]:
+    for pop in populations.values():
+        yield from (c for c in pop.cells if c.value is None)
+
+
+def report(findings: list[Finding], limit: int = 15) -> str:
+    lines = [str(f) for f in findings[:limit]]
+    more = len(findings) - limit
+    return "\n".join(lines) + (f"\n... and {more} more" if more > 0 else "")
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def published(pipeline_done) -> Tables:
+    """The reporting schema as the dashboards read it: the viewer role."""
+    with psycopg.connect(pipeline_done.url("viewer")) as conn:
+        return read_schema(conn, "reporting")
+
+
+@pytest.fixture(scope="module")
+def published_numeric(pipeline_done) -> dict[str, set[str]]:
+    with psycopg.connect(pipeline_done.url("viewer")) as conn:
+        return numeric_columns(conn, "reporting")
+
+
+def test_every_published_number_says_what_it_holds(published, published_numeric):
+    """A new column cannot slip past the checks: every numeric column of a table on case data
+    is classified in the yml (count, statistic, share, pct_change, ordinal, metric), and every
+    count of every table is attacked below."""
+    models = model_disclosure()
+    assert set(published) <= set(models), f"tables with no model: {set(published) - set(models)}"
+    for table, columns in published_numeric.items():
+        if models[table]["public"]:
+            continue
+        roles = models[table]["columns"]
+        unclassified = columns - set(roles)
+        assert not unclassified, (
+            f"{table}: say what {sorted(unclassified)} hold(s) in _reporting__models.yml"
+            " (config.meta.disclosure)")
+        assert set(roles.values()) <= DISCLOSURE_ROLES, f"{table}: {roles}"
+        counts = {c for c, role in roles.items() if role in ("count", "metric")}
+        attacked = {g.count for g in GRAINS if g.table == table}
+        assert counts <= attacked, f"{table}: counts {counts - attacked} are not attacked"
+
+
+def test_no_small_count_is_published(published):
+    """Primary suppression: every count is withheld (NULL) or at least k - zero included."""
+    models = model_disclosure()
+    small = []
+    for table, rows in published.items():
+        if models[table]["public"]:
+            continue
+        for column, role in models[table]["columns"].items():
+            for row in rows:
+                value = row[column]
+                if role == "metric" and row["unit"] != "cases":
+                    continue
+                if role in ("count", "metric") and value is not None and value < K:
+                    small.append(f"{table}.{column} = {value} at {row}")
+    assert not small, f"{len(small)} counts below {K} published:\n" + "\n".join(small[:10])
+    assert sum(1 for rows in published.values() for row in rows
+               if row.get("is_suppressed")) > 0, "nothing withheld at all: is this real data?"
+
+
+def test_no_percentage_change_on_a_small_or_withheld_base(published):
+    problems = []
+    for change in CHANGES:
+        rows = published[change.table]
+        index = {(r["year"], *(r[c] for c in change.same)): r for r in rows} if change.same else {}
+        for row in rows:
+            if row[change.pct] is None:
+                continue
+            previous = (row[change.previous] if change.previous else
+                        (index.get((row["year"] - 1, *(row[c] for c in change.same))) or {})
+                        .get(change.current))
+            sides = (row[change.current], previous)
+            if any(s is None or s < MIN_FOR_CHANGE for s in sides):
+                problems.append(f"{change.table}.{change.pct} = {row[change.pct]} on {sides}")
+    for row in published["rpt_published_figures_yearly"]:
+        if row["yoy_change_pct"] is not None and (
+                row["figure_value"] < MIN_FOR_CHANGE
+                or (row["previous_value"] or 0) < MIN_FOR_CHANGE):
+            problems.append(f"rpt_published_figures_yearly: {row}")
+    (headline,) = [r for r in published["rpt_headline_figures"]
+                   if r["metric_code"] == "enticement_change_2019_2020_pct"]
+    if headline["value"] is not None:
+        assert any(
+            r["category_code"] == "online_enticement" and r["year"] == 2020
+            and r["yoy_change_pct"] == headline["value"]
+            and r["figure_value"] >= MIN_FOR_CHANGE and r["previous_value"] >= MIN_FOR_CHANGE
+            for r in published["rpt_published_figures_yearly"]), headline
+    assert not problems, "\n".join(problems[:10])
+
+
+def test_no_withheld_count_can_be_recovered(published):
+    """The attacker, on the real published layer: no withheld cell is recovered exactly, or
+    narrowed to fewer than k values, by subtraction, linear algebra or linear programming."""
+    populations = build_populations(published, GRAINS, SHARES, CHANGES)
+    withheld = sum(1 for _ in withheld_cells(populations))
+    relations = sum(len(p.relations) for p in populations.values())
+    assert withheld > 1000 and relations > 1000, (withheld, relations)
+    findings = attack(populations)
+    assert not findings, (f"{len(findings)} of {withheld} withheld counts recovered"
+                          f" from {relations} relations:\n{report(findings)}")
+
+
+def test_shares_and_statistics_describe_k_cases_or_more(published, pipeline_done):
+    """Derived numbers follow their counts: a share is published only with its count; the
+    weekly medians and percentiles only over k cases or more, and the weekly shares only where
+    the cases they count and the cases they leave out are k or more (checked against the
+    unsuppressed facts, as the administrator)."""
+    for row in published["rpt_stage_by_channel_yearly"]:
+        assert row["share_of_channel_pct"] is None or row["cases"] is not None, row
+    with psycopg.connect(pipeline_done.admin_url(pipeline_done.warehouse_db)) as conn, \
+            conn.cursor(row_factory=dict_row) as cur:
+        weeks = cur.execute(
+            "select r.*, f.triaged_count, f.referred_count, f.actionable_count,"
+            " f.referred_within_24h_count, f.referred_within_72h_count"
+            " from reporting.rpt_case_handling_weekly r"
+            " join marts.fct_case_handling_weekly f using (week_start)").fetchall()
+        triaged = cur.execute("select count(*) as n from marts.fct_hotline_cases"
+                              " where is_triaged").fetchone()["n"]
+    assert weeks
+    for w in weeks:
+        bases = {"median_hours_to_triage": w["triaged_count"],
+                 "p90_hours_to_triage": w["triaged_count"],
+                 "median_hours_to_referral": w["referred_count"],
+                 "p90_hours_to_referral": w["referred_count"]}
+        for column, base in bases.items():
+            assert w[column] is None or (base >= K and w["intake"] is not None), (column, w)
+        for column, counted in (("share_referred_within_24h_pct", w["referred_within_24h_count"]),
+                                ("share_referred_within_72h_pct", w["referred_within_72h_count"])):
+            assert w[column] is None or (
+                counted >= K and w["actionable_count"] - counted >= K), (column, w)
+    (median,) = [r for r in published["rpt_headline_figures"]
+                 if r["metric_code"] == "median_hours_to_triage"]
+    assert median["value"] is None or triaged >= K
+
+
+# --- the attacker is not blind: planted weaknesses it must find ----------------------------
+
+ALL_TIME = lambda row: (BEGINNING, END_OF_TIME)  # noqa: E731
+
+CANARY_TABLES = {
+    # a lone withheld country under a region total published in another table (subtraction);
+    # two small withheld countries under a total (7 cases: bounds); two that hold 15 (safe)
+    "canary_by_country": ("region text, country_code text, cases int", [
+        ("Europe", "FR", None), ("Europe", "DE", 40), ("Europe", "NL", 25),
+        ("Americas", "US", None), ("Americas", "CA", None), ("Americas", "BR", 50),
+        ("Oceania", "AU", None), ("Oceania", "NZ", None), ("Oceania", "FJ", 30)]),
+    "canary_by_region": ("region text, cases int", [
+        ("Europe", 68), ("Americas", 57), ("Oceania", 45)]),
+    # two rectangles of withheld cells joined by one (r2, c3): no row or column has a single
+    # unknown, yet the rows and columns of the first rectangle give the joining cell away
+    "canary_grid": ("row_code text, col_code text, cases int", [
+        ("r1", "c1", None), ("r1", "c2", None), ("r1", "c3", 11), ("r1", "c4", 12),
+        ("r2", "c1", None), ("r2", "c2", None), ("r2", "c3", None), ("r2", "c4", 13),
+        ("r3", "c1", 14), ("r3", "c2", 15), ("r3", "c3", None), ("r3", "c4", None),
+        ("r4", "c1", 16), ("r4", "c2", 17), ("r4", "c3", None), ("r4", "c4", None)]),
+    "canary_grid_rows": ("row_code text, cases int", [
+        ("r1", 113), ("r2", 97), ("r3", 134), ("r4", 138)]),
+    "canary_grid_cols": ("col_code text, cases int", [
+        ("c1", 115), ("c2", 117), ("c3", 125), ("c4", 125)]),
+    # a change published against a withheld year
+    "canary_yearly": ("year int, cases int, pct_change numeric", [
+        (2020, None, None), (2021, 75, 25.0)]),
+    # shares that give the group total (100) away, one stage withheld
+    "canary_shares": ("grp text, stage text, cases int, share_pct numeric", [
+        ("g", "a", None, None), ("g", "b", 40, 40.0), ("g", "c", 57, 57.0)]),
+    # a remainder of 2 over two withheld rows: one case each, exactly
+    "canary_remainders": ("grp text, item text, cases int, is_remainder boolean", [
+        ("g", "A", None, False), ("g", "B", None, False), ("g", "C", 30, False),
+        ("g", "rest", 2, True)]),
+}
+CANARY_GRAINS = [
+    Grain("canary_by_country", "canary", "cases", ALL_TIME,
+          dims={"region": "region", "country": "country_code"}),
+    Grain("canary_by_region", "canary", "cases", ALL_TIME, dims={"region": "region"}),
+    Grain("canary_grid", "canary grid", "cases", ALL_TIME,
+          dims={"row": "row_code", "col": "col_code"}),
+    Grain("canary_grid_rows", "canary grid", "cases", ALL_TIME, dims={"row": "row_code"}),
+    Grain("canary_grid_cols", "canary grid", "cases", ALL_TIME, dims={"col": "col_code"}),
+    Grain("canary_yearly", "canary yearly", "cases", lambda r: year_span(r["year"])),
+    Grain("canary_shares", "canary shares", "cases", ALL_TIME,
+          dims={"grp": "grp", "stage": "stage"}),
+    Grain("canary_remainders", "canary remainders", "cases", ALL_TIME,
+          dims={"grp": "grp", "item": "item"}, remainder=("is_remainder", ("grp",))),
+]
+CANARY_SHARES = [ShareOf("canary_shares", "share_pct", "cases", ("grp",))]
+CANARY_CHANGES = [ChangeOf("canary_yearly", "pct_change", "cases", same=())]
+
+
+@pytest.fixture()
+def scratch_schema(pipeline_done) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A schema the administrator fills and the viewer may read; dropped afterwards."""
+    name = "disclosure_scratch"
+    with psycopg.connect(pipeline_done.admin_url(pipeline_done.warehouse_db),
+                         autocommit=True) as admin:
+        admin.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("grant usage on schema {} to {}").format(
+            sql.Identifier(name), sql.Identifier(ROLES["viewer"])))
+        try:
+            yield admin, name
+        finally:
+            admin.execute(sql.SQL("drop schema if exists {} cascade").format(
+                sql.Identifier(name)))
+
+
+def _read_as_viewer(settings, admin: psycopg.Connection, schema: str) -> Tables:
+    admin.execute(sql.SQL("grant select on all tables in schema {} to {}").format(
+        sql.Identifier(schema), sql.Identifier(ROLES["viewer"])))
+    with psycopg.connect(settings.url("viewer")) as viewer:
+        return read_schema(viewer, schema)
+
+
+def _found(findings: list[Finding]) -> dict[tuple[str, str], Finding]:
+    return {(f.cell.source, f.cell.label): f for f in findings}
+
+
+def test_the_attacker_breaks_planted_weak_tables(pipeline_done, scratch_schema):
+    admin, schema = scratch_schema
+    for table, (columns, rows) in CANARY_TABLES.items():
+        admin.execute(sql.SQL("create table {}.{} ({})").format(
+            sql.Identifier(schema), sql.Identifier(table), sql.SQL(columns)))
+        width = len(rows[0])
+        with admin.cursor() as cur:
+            cur.executemany(sql.SQL("insert into {}.{} values ({})").format(
+                sql.Identifier(schema), sql.Identifier(table),
+                sql.SQL(", ").join([sql.Placeholder()] * width)), rows)
+    tables = _read_as_viewer(pipeline_done, admin, schema)
+    found = _found(attack(build_populations(tables, CANARY_GRAINS, CANARY_SHARES,
+                                            CANARY_CHANGES)))
+
+    def finding(table: str, label: str) -> Finding:
+        assert (table, f"cases at {label}") in found, (
+            f"the attacker missed {table} {label}; it found:\n{report(list(found.values()))}")
+        return found[(table, f"cases at {label}")]
+
+    fr = finding("canary_by_country", "region=Europe, country_code=FR")
+    assert fr.how == "subtraction" and fr.interval == (3, 3), fr
+    for country in ("US", "CA"):
+        us = finding("canary_by_country", f"region=Americas, country_code={country}")
+        assert us.how == "linear programming bounds" and us.interval[1] - us.interval[0] < K
+    for country in ("AU", "NZ"):  # 3 + 12: each between 1 and 14 - protected
+        assert ("canary_by_country", f"cases at region=Oceania, country_code={country}") \
+            not in found
+    bridge = finding("canary_grid", "row_code=r2, col_code=c3")
+    assert bridge.how.startswith("linear algebra") and bridge.interval == (4, 4), bridge
+    rectangles = [k for k in found if k[0] == "canary_grid" and "c3" not in k[1]]
+    assert not rectangles, rectangles  # the rectangles themselves stay protected
+    year = finding("canary_yearly", "year=2020")
+    assert year.interval[0] <= 60 <= year.interval[1] and year.interval[1] - year.interval[0] < 1
+    share = finding("canary_shares", "grp=g, stage=a")
+    assert share.how == "subtraction" and share.interval == (3, 3), share
+    for item in ("A", "B"):
+        one = finding("canary_remainders", f"grp=g, item={item}")
+        assert one.interval == (1, 1), one
+
+
+def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
+        pipeline_done, scratch_schema):
+    """The real published tables, copied, with the secondary cells that protect three real
+    small counts put back (their true counts, as the administrator reads them): each of those
+    small counts must fall - within a table (a country under its remainder row; a stage under
+    its channel's share) and across tables (a month of rpt_cases_monthly under the channel
+    total the stage table gives away)."""
+    admin, schema = scratch_schema
+    s = sql.Identifier(schema)
+    for (table,) in admin.execute("select table_name from information_schema.tables"
+                                  " where table_schema = 'reporting'").fetchall():
+        admin.execute(sql.SQL("create table {}.{} as select * from reporting.{}").format(
+            s, sql.Identifier(table), sql.Identifier(table)))
+    targets = []
+
+    # 1. a remainder row over withheld countries: put back all of them but one
+    row = admin.execute(sql.SQL("""
+        with truth as (
+            select month_start as period_start, country_code, channel_code, source_kind,
+                is_synthetic, sum(case_count) as n
+            from marts.fct_cases_monthly group by 1, 2, 3, 4, 5
+        )
+        select r.period_start, r.region, r.channel_code, r.source_kind, r.is_synthetic,
+            array_agg(r.country_code order by truth.n desc) as withheld,
+            array_agg(truth.n order by truth.n desc) as counts
+        from {}.rpt_cases_monthly r
+        join truth using (period_start, country_code, channel_code, source_kind, is_synthetic)
+        where r.is_suppressed and exists (
+            select 1 from {}.rpt_cases_monthly rest
+            where rest.is_remainder and rest.period_start = r.period_start
+              and rest.region = r.region and rest.channel_code = r.channel_code
+              and rest.source_kind = r.source_kind and rest.is_synthetic = r.is_synthetic)
+        group by 1, 2, 3, 4, 5
+        having count(*) >= 2 and min(truth.n) < %s
+        order by 1, 2, 3, 4 limit 1""").format(s, s), [K]).fetchone()
+    assert row, "no published remainder over withheld countries to probe"
+    period, region, channel, kind, synthetic, countries, counts = row
+    for country, count in zip(countries[:-1], counts[:-1], strict=True):
+        admin.execute(sql.SQL(
+            "update {}.rpt_cases_monthly set cases = %s, is_suppressed = false"
+            " where period_start = %s and country_code = %s and channel_code = %s"
+            " and source_kind = %s and is_synthetic = %s").format(s),
+            [count, period, country, channel, kind, synthetic])
+    targets.append(("rpt_cases_monthly", f"period_start={period}", f"country_code={countries[-1]}",
+                    f"channel_code={channel}", f"source_kind={kind}"))
+
+    # 2. a stage withheld with others under a published share: put back all of them but one
+    row = admin.execute(sql.SQL("""
+        select r.year, r.region, r.channel_code, r.is_synthetic,
+            array_agg(r.grooming_stage_code order by f.case_count desc),
+            array_agg(f.case_count order by f.case_count desc)
+        from {}.rpt_stage_by_channel_yearly r
+        join marts.fct_stage_distribution_by_channel f
+            using (year, region, channel_code, grooming_stage_code, is_synthetic)
+        where r.is_suppressed and exists (
+            select 1 from {}.rpt_stage_by_channel_yearly o
+            where o.share_of_channel_pct is not null and o.year = r.year
+              and o.region = r.region and o.channel_code = r.channel_code
+              and o.is_synthetic = r.is_synthetic)
+        group by 1, 2, 3, 4
+        having count(*) >= 2 and min(f.case_count) < %s
+        order by 1, 2, 3 limit 1""").format(s, s), [K]).fetchone()
+    assert row, "no withheld stages under a published share to probe"
+    year, region2, channel2, synthetic2, stages, counts = row
+    for stage, count in zip(stages[:-1], counts[:-1], strict=True):
+        admin.execute(sql.SQL(
+            "update {}.rpt_stage_by_channel_yearly set cases = %s, is_suppressed = false"
+            " where year = %s and region = %s and channel_code = %s"
+            " and grooming_stage_code = %s and is_synthetic = %s").format(s),
+            [count, year, region2, channel2, stage, synthetic2])
+    targets.append(("rpt_stage_by_channel_yearly", f"year={year}", f"region={region2}",
+                    f"channel_code={channel2}", f"grooming_stage_code={stages[-1]}"))
+
+    # 3. across tables: a year, region and channel whose stages publish a share (so its total
+    # is known), with months withheld as a whole in rpt_cases_monthly, one of them a single
+    # country: put the other withheld months back, and the channel total less everything
+    # published gives that country away
+    months = sql.SQL("""
+        select period_start, source_kind, count(*) filter (where not is_remainder) as rows_
+        from {}.rpt_cases_monthly
+        where year = %s and region = %s and channel_code = %s and is_synthetic = %s
+        group by 1, 2
+        having bool_and(is_suppressed) and not bool_or(is_remainder)
+        order by count(*), 1, 2""").format(s)
+    row = admin.execute(sql.SQL("""
+        with months as (
+            select year, region, channel_code, is_synthetic, period_start, source_kind,
+                count(*) filter (where not is_remainder) as rows_,
+                bool_and(is_suppressed) and not bool_or(is_remainder) as withheld
+            from {}.rpt_cases_monthly group by 1, 2, 3, 4, 5, 6
+        )
+        select year, region, channel_code, is_synthetic
+        from months m
+        where exists (select 1 from {}.rpt_stage_by_channel_yearly o
+                      where o.share_of_channel_pct is not null and o.year = m.year
+                        and o.region = m.region and o.channel_code = m.channel_code
+                        and o.is_synthetic = m.is_synthetic)
+        group by 1, 2, 3, 4
+        having count(*) filter (where withheld) >= 2
+            and count(*) filter (where withheld and rows_ = 1) >= 1
+        order by 1, 2, 3 limit 1""").format(s, s)).fetchone()
+    assert row, "no year with withheld months under a published share to probe"
+    year3, region3, channel3, synthetic3 = row
+    (kept_month, kept_kind, kept_rows), *others = admin.execute(
+        months, [year3, region3, channel3, synthetic3]).fetchall()
+    assert kept_rows == 1 and others
+    for open_month, open_kind, _ in others:
+        admin.execute(sql.SQL("""
+            update {}.rpt_cases_monthly r set cases = t.n, is_suppressed = false
+            from (select f.month_start, f.country_code, f.channel_code, f.source_kind,
+                         f.is_synthetic, sum(f.case_count) as n
+                  from marts.fct_cases_monthly f group by 1, 2, 3, 4, 5) t
+            where r.period_start = t.month_start and r.country_code = t.country_code
+              and r.channel_code = t.channel_code and r.source_kind = t.source_kind
+              and r.is_synthetic = t.is_synthetic
+              and r.period_start = %s and r.source_kind = %s and r.region = %s
+              and r.channel_code = %s and r.is_synthetic = %s""").format(s),
+            [open_month, open_kind, region3, channel3, synthetic3])
+    (country3,) = admin.execute(sql.SQL(
+        "select country_code from {}.rpt_cases_monthly where period_start = %s"
+        " and source_kind = %s and region = %s and channel_code = %s and is_synthetic = %s"
+        " and not is_remainder").format(s),
+        [kept_month, kept_kind, region3, channel3, synthetic3]).fetchone()
+    targets.append(("rpt_cases_monthly", f"period_start={kept_month}",
+                    f"country_code={country3}", f"channel_code={channel3}",
+                    f"source_kind={kept_kind}"))
+
+    tables = _read_as_viewer(pipeline_done, admin, schema)
+    populations = build_populations(tables, GRAINS, SHARES, CHANGES)
+    findings = attack({"cases": populations["cases"]})
+    for table, *parts in targets:
+        hits = [f for f in findings if f.cell.source == table
+                and all(p in f.cell.label for p in parts)]
+        assert hits, (f"the attacker missed the probe in {table} at {parts}; it found:\n"
+                      f"{report(findings)}")
