@@ -25,6 +25,7 @@ from safeguard.contracts import Contract
 from safeguard.ingest.errors import FileRejected, SourceBusy
 from safeguard.ingest.readers import read_records
 from safeguard.ingest.tables import LINEAGE, ensure_raw_table, recreate_landing_table
+from safeguard.periods import declared_period
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
         conn.commit()
         try:
             with conn.transaction():
-                recreate_landing_table(conn, contract)
+                recreate_landing_table(conn, contract, declared_period(path.name))
                 cols = list(contract.kind.types)
                 copy_sql = sql.SQL("copy raw.{} ({}) from stdin").format(
                     sql.Identifier(contract.landing_table),
