@@ -8,6 +8,7 @@ Either all of it commits or none of it does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -290,13 +291,19 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
     return BatchResult(batch_id, status, rows_read, loaded, quarantined, message)
 
 
-def validate_and_load(settings: Settings, contract: Contract, batch_id: str) -> BatchResult:
-    """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke."""
+def validate_and_load(settings: Settings, contract: Contract, batch_id: str,
+                      holder: psycopg.Connection | None = None) -> BatchResult:
+    """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke.
+    ``holder``: the connection that already holds the batch (``ingest_file``), else one of
+    its own takes it."""
     from safeguard.ingest.landing import hold_batch
     from safeguard.ingest.validate import run_gate
 
-    with psycopg.connect(settings.url("loader"), autocommit=True) as holder:
-        hold_batch(holder, batch_id)  # a competing run sees this batch is being worked on
+    with contextlib.ExitStack() as stack:
+        if holder is None:
+            holder = stack.enter_context(
+                psycopg.connect(settings.url("loader"), autocommit=True))
+            hold_batch(holder, batch_id)  # a competing run sees this batch is being worked on
         failures = run_gate(settings, contract)
         result = load_batch(settings, contract, batch_id, failures)
     if failures:
