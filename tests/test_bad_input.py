@@ -228,3 +228,73 @@ def test_workbook_that_unpacks_to_far_more_than_its_size_is_not_opened(ingest, t
     assert outcome == "file rejected" and accounting == ("rejected", 0, 0, 0)
     assert "bomb.xlsx: the workbook unpacks to 50,000,008 bytes" in message
     assert "rule: archive_limits" in message
+
+
+# A row whose period lies outside the period its file's name declares: filed in the wrong
+# delivery (a month's file carrying the next month, a 2019-2022 table with a 2023 row).
+# (case, source, file name, content, outcome, message line, (loaded, read))
+OUT_OF_PERIOD = [
+    ("month outside the month in the name", "sample_partner_aggregates",
+     "partner_monthly_2023-03.csv",
+     PARTNER_HEADER + PARTNER_ROW.replace("2023-01", "2023-03").format(cases=7)
+     + PARTNER_ROW.replace("2023-01", "2023-04").format(cases=8),
+     "quarantined",
+     "partner_monthly_2023-03.csv, row 3, column month: rule period_within_declared_range: "
+     "'month' must lie within the period the file's name declares (2023-03)", (1, 2)),
+    ("month outside the years in the name", "sample_partner_aggregates",
+     "partner_aggregates_2021_2022.csv",
+     PARTNER_HEADER + PARTNER_ROW.replace("2023-01", "2020-12").format(cases=9)
+     + PARTNER_ROW.replace("2023-01", "2021-01").format(cases=10)
+     + PARTNER_ROW.replace("2023-01", "2022-12").format(cases=11),
+     "quarantined",
+     "partner_aggregates_2021_2022.csv, row 2, column month: rule "
+     "period_within_declared_range: 'month' must lie within the period the file's name "
+     "declares (2021-2022)", (2, 3)),
+    ("year outside the years in the name", "ncmec_cybertipline",
+     "ncmec_cybertipline_2019_2022.csv",
+     NCMEC + '2023,Online Enticement of Children for Sexual Acts,"186,819"\n',
+     "rejected",  # the contract rejects a published table whole
+     "ncmec_cybertipline_2019_2022.csv, row 10, column year: rule "
+     "period_within_declared_range: 'Year' must lie within the period the file's name "
+     "declares (2019-2022)", (0, 9)),
+]
+
+
+@pytest.mark.parametrize("case, source, name, content, status_wanted, line, counts",
+                         OUT_OF_PERIOD, ids=[o[0] for o in OUT_OF_PERIOD])
+def test_row_outside_the_period_the_file_name_declares_is_quarantined(
+        ingest, warehouse, case, source, name, content, status_wanted, line, counts):
+    outcome, message, (status, read, loaded, quarantined) = ingest(source, name, content)
+    assert outcome == "rows quarantined" and status == status_wanted, message
+    assert line in message, f"{case}: {line!r} not in:\n{message}"
+    assert (loaded, read) == counts
+    reasons = [r for (rs,) in warehouse.execute(
+        "select q.reasons from quarantine.rows q join ops.batches b using (batch_id) "
+        "where b.file_name = %s and b.status = %s", [name, status_wanted]) for r in rs]
+    assert any(r["rule"] == "period_within_declared_range" and "declares (" in r["message"]
+               for r in reasons), reasons
+
+
+def test_file_without_a_date_in_its_name_declares_no_period(ingest):
+    content = (PARTNER_HEADER + PARTNER_ROW.replace("2023-01", "2016-07").format(cases=41)
+               + PARTNER_ROW.replace("2023-01", "2024-02").format(cases=42))
+    outcome, message, accounting = ingest("sample_partner_aggregates", "partner_latest.csv",
+                                          content)
+    assert outcome == "loaded" and accounting == ("loaded", 2, 2, 0), message
+
+
+@pytest.mark.parametrize("name, period", [
+    ("ncmec_cybertipline_2019_2022.csv", "2019-2022"),
+    ("table3_2019-2021.xlsx", "2019-2021"),
+    ("report_2022.csv", "2022"),
+    ("partner_monthly_2023-03.csv", "2023-03"),
+    ("extract_2023-03-31.csv", "2023-03-31"),
+    ("partner_latest.csv", None),
+    ("backwards_2022_2019.csv", None),
+    ("bad_month_2023-13.csv", "2023"),  # not a month: the year is still declared
+])
+def test_the_period_a_name_declares(name, period):
+    from safeguard.periods import declared_period
+
+    got = declared_period(name)
+    assert (str(got) if got else None) == period

@@ -65,9 +65,25 @@ def _wait_for_copy(conn: psycopg.Connection, file_name: str, timeout: float = 12
     raise AssertionError(f"{file_name} never started landing")
 
 
-@pytest.mark.parametrize("fault", ["process killed", "postgres restarted"])
+def _wait_for_landed(conn: psycopg.Connection, file_name: str, timeout: float = 300) -> str:
+    """Wait until the batch has landed (validation under way, nothing loaded yet); its id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = conn.execute("select batch_id from ops.batches where file_name = %s and "
+                           "status = 'landed'", [file_name]).fetchone()
+        if row:
+            return str(row[0])
+        time.sleep(0.02)
+    raise AssertionError(f"{file_name} never landed")
+
+
+@pytest.mark.parametrize("fault", ["process killed", "postgres restarted",
+                                   "process killed after landing"])
 def test_interrupted_load_completes_exactly_once_when_run_again(sg_settings, big_delivery,
                                                                  scratch, fault):
+    """Killed while landing, or after landing and before loading, or the server restarted
+    under it: the next run marks the batch abandoned at once (the run that held it is gone;
+    no waiting an hour) and loads the file, every row once."""
     from safeguard.db.bootstrap import ensure_server
     from safeguard.db.embedded import EmbeddedPostgres
 
@@ -78,8 +94,11 @@ def test_interrupted_load_completes_exactly_once_when_run_again(sg_settings, big
 
     proc = _ingest(path)
     with psycopg.connect(admin, autocommit=True) as conn:
-        interrupted = _wait_for_copy(conn, path.name)
-    if fault == "process killed":
+        if fault == "process killed after landing":
+            interrupted = _wait_for_landed(conn, path.name)
+        else:
+            interrupted = _wait_for_copy(conn, path.name)
+    if fault.startswith("process killed"):
         os.killpg(proc.pid, signal.SIGKILL)
     else:
         EmbeddedPostgres(sg_settings).stop()
@@ -98,7 +117,9 @@ def test_interrupted_load_completes_exactly_once_when_run_again(sg_settings, big
             "select batch_id::text, status, rows_read, rows_loaded, message from ops.batches "
             "where file_name = %s order by started_at", [path.name]).fetchall()
         assert [b[1] for b in batches] == ["failed", "loaded"], batches
-        assert batches[0][0] == interrupted and "abandoned while landing" in batches[0][4]
+        stage = "landed" if fault.endswith("after landing") else "landing"
+        assert batches[0][0] == interrupted and f"abandoned while {stage}" in batches[0][4]
+        assert batches[0][2:4] == (0, 0)  # its books: nothing counted as read or loaded
         assert batches[1][2:4] == (rows, rows)
         loaded = conn.execute(
             "select count(*), count(distinct (month, country_code, channel, exploitation_type, "

@@ -84,14 +84,56 @@ def bad_file(pipeline_done):
     shutil.rmtree(drop)
 
 
+def _airflow_db(s, query: str, params: list | None = None) -> list[tuple]:
+    with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+RAW_EVENTS = ("select e.source_dag_id, e.source_task_id, e.source_run_id from asset_event e "
+              "join asset a on a.id = e.asset_id where a.name = 'raw.published_figures'")
+TRANSFORM_QUEUE = "select asset_id, created_at from asset_dag_run_queue " \
+                  "where target_dag_id = 'safeguard_transform' order by 1"
+
+
 def test_bad_file_is_stopped_by_gx_and_nothing_reaches_the_marts(pipeline_done, bad_file,
                                                                   warehouse):
+    """The GX gate failing: the load task fails once (no retries for a bad file), emits no
+    event on the raw table's Asset, so the dbt DAG is not queued; raw, marts and the published
+    layer keep their last good state; the batch, its issues and an alert say why."""
     from safeguard.runner import dags_test
 
+    s = pipeline_done
     marts_before = warehouse.execute(
         "select * from marts.fct_published_figures_yearly order by figure_id").fetchall()
-    state = dags_test(pipeline_done, "ingest__ncmec_cybertipline", {"file": bad_file.name})
+    reporting_before = warehouse.execute(
+        "select * from reporting.rpt_published_figures_yearly order by 1, 2, 3").fetchall()
+    events_before = _airflow_db(s, RAW_EVENTS)
+    assert ("ingest__ncmec_cybertipline", "validate_and_load") in {e[:2] for e in events_before}
+    queue_before = _airflow_db(s, TRANSFORM_QUEUE)
+    alerts = s.home / "logs" / "alerts.jsonl"
+    alerts_before = alerts.read_text().count("\n") if alerts.exists() else 0
+
+    state = dags_test(s, "ingest__ncmec_cybertipline", {"file": bad_file.name})
     assert state == "failed"
+
+    (run_id,) = _airflow_db(s, "select run_id from dag_run where dag_id = "
+                               "'ingest__ncmec_cybertipline' order by id desc limit 1")[0]
+    tasks = dict((t, (st, n)) for t, st, n in _airflow_db(
+        s, "select task_id, state, try_number from task_instance where run_id = %s",
+        [run_id]))
+    assert tasks == {"land": ("success", 1), "validate_and_load": ("failed", 1)}
+    # no Asset event from the failed run: safeguard_transform (dbt) is not queued by it
+    assert _airflow_db(s, RAW_EVENTS) == events_before
+    assert not [e for e in _airflow_db(s, RAW_EVENTS) if e[2] == run_id]
+    assert _airflow_db(s, TRANSFORM_QUEUE) == queue_before
+    logged = [json.loads(line) for line in alerts.read_text().splitlines()[alerts_before:]]
+    assert [(e["task_id"], e["event"]) for e in logged if e["run_id"] == run_id] == \
+        [("validate_and_load", "failed")]
+    assert "ncmec_bad.csv, row 3, column value: rule count_is_whole_non_negative" in \
+        logged[-1]["message"]
+    assert warehouse.execute(
+        "select * from reporting.rpt_published_figures_yearly order by 1, 2, 3").fetchall() \
+        == reporting_before
 
     batch_id, status, read, loaded, quarantined, message = warehouse.execute(
         "select batch_id, status, rows_read, rows_loaded, rows_quarantined, message"

@@ -175,6 +175,91 @@ def test_workbook_with_several_sheets_needs_the_contract_to_name_one(sg_settings
     assert "Set file.sheet in the contract" in str(e.value)
 
 
+def _workbook(path: Path, sheets: dict[str, list[list]], merged: dict[str, list[str]]):
+    """A real .xlsx written by openpyxl: sheets in order, with the given cell ranges merged."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for title, rows in sheets.items():
+        ws = wb.create_sheet(title)
+        for row in rows:
+            ws.append(row)
+        for ref in merged.get(title, []):
+            ws.merge_cells(ref)
+    wb.save(path)
+
+
+WIDE_ROWS = [["Table 3: Reports assessed, by category (TEST DATA, not real figures)"],
+             ["Category", "2019", "2020", "2021"],
+             ["Self-generated imagery", 38424, 68000, 182281],
+             ["Other", 94276, 85350, "-"],
+             ["Total", 132700, 153350, 182281],
+             ["Source: test fixture. Notes: 2021 'Other' not published."]]
+
+
+def _sheet_contract(tmp_path: Path, name: str, sheet: str | None = "Table 3"):
+    from safeguard.contracts import load_contract
+
+    text = WIDE_CONTRACT.format(name=name, format="xlsx")
+    if sheet:
+        text = text.replace("  format: xlsx\n", f"  format: xlsx\n  sheet: {sheet}\n")
+    (tmp_path / f"{name}.yml").write_text(text)
+    return load_contract(tmp_path / f"{name}.yml", ROOT)
+
+
+def test_workbook_reads_the_sheet_its_contract_names(sg_settings, warehouse, tmp_path, scratch):
+    """Several sheets, the contract names one: that one is read; a merged title above the
+    header and a merged note under the table are fine (no value of the table is merged)."""
+    from safeguard.ingest.pipeline import ingest_file
+
+    contract = _sheet_contract(tmp_path, "testpub_named_sheet")
+    path = tmp_path / "named_sheet.xlsx"
+    _workbook(path, {"Notes": [["Read me first"], ["Figures are test data"]],
+                     "Table 3": WIDE_ROWS},
+              merged={"Notes": ["A1:D2"], "Table 3": ["A1:D1", "A6:D6"]})
+    result = ingest_file(sg_settings, contract, path)
+    assert (result.status, result.rows_read, result.rows_loaded) == ("loaded", 8, 8)
+    assert _batch(warehouse, result.batch_id)[:4] == ("loaded", 8, 8, 0)
+
+
+def test_workbook_without_the_sheet_the_contract_names_is_rejected(sg_settings, warehouse,
+                                                                   tmp_path, scratch):
+    from safeguard.ingest.errors import FileRejected
+    from safeguard.ingest.pipeline import ingest_file
+
+    contract = _sheet_contract(tmp_path, "testpub_missing_sheet")
+    path = tmp_path / "renamed_sheet.xlsx"
+    _workbook(path, {"Notes": [["Read me first"]], "Tabelle 3": WIDE_ROWS}, merged={})
+    with pytest.raises(FileRejected) as e:
+        ingest_file(sg_settings, contract, path)
+    assert ("renamed_sheet.xlsx: no sheet 'Table 3'; the workbook has ['Notes', 'Tabelle 3'] "
+            "(rule: sheet_exists)") in str(e.value)
+    assert _batch(warehouse, e.value.batch_id)[:4] == ("rejected", 0, 0, 0)
+
+
+def test_workbook_with_merged_cells_in_its_table_is_rejected_whole(sg_settings, warehouse,
+                                                                   tmp_path, scratch):
+    """Read-only openpyxl reads a merged cell as its value then blanks: a year merged over
+    two rows would load the second row without a year. The file is refused with the range to
+    unmerge, before anything is loaded."""
+    from safeguard.ingest.errors import FileRejected
+    from safeguard.ingest.pipeline import ingest_file
+
+    contract = _sheet_contract(tmp_path, "testpub_merged")
+    rows = [list(r) for r in WIDE_ROWS]
+    rows[3][3] = 182281  # 'Other' 2021 shown merged with 'Self-generated imagery' 2021
+    path = tmp_path / "merged.xlsx"
+    _workbook(path, {"Table 3": rows}, merged={"Table 3": ["A1:D1", "D3:D4", "B5:C5"]})
+    with pytest.raises(FileRejected) as e:
+        ingest_file(sg_settings, contract, path)
+    message = str(e.value)
+    assert message.startswith("merged.xlsx, sheet 'Table 3', rows 3-4: cells D3:D4 are merged "
+                              "(and 1 more merged range(s) below) (rule: no_merged_cells)")
+    assert "Unmerge them and repeat the value in each cell" in message
+    assert _batch(warehouse, e.value.batch_id)[:4] == ("rejected", 0, 0, 0)
+
+
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
 def test_json_records_load_through_the_same_contract_rules(sg_settings, warehouse, tmp_path,
                                                            fmt):

@@ -6,7 +6,9 @@ webhook and/or sends an e-mail when the environment configures them.
   the structured event);
 - ``SAFEGUARD_ALERT_SMTP_HOST`` and ``SAFEGUARD_ALERT_EMAIL_TO`` (comma-separated; optional
   ``SAFEGUARD_ALERT_SMTP_PORT``, ``_USER``, ``_PASSWORD``, ``SAFEGUARD_ALERT_EMAIL_FROM``): a
-  plain-text e-mail.
+  plain-text e-mail. ``SAFEGUARD_ALERT_SMTP_STARTTLS`` (true/false) says whether to upgrade
+  the connection with STARTTLS; unset, it is on only when a user is given, so a password never
+  crosses the network in clear unless you say so (a local relay needs neither).
 
 A notifier never fails the task it reports on: delivery errors are logged and swallowed.
 Alerts carry the batch's message (file, row, column, rule), never row values.
@@ -60,16 +62,20 @@ def notify(event: dict[str, Any]) -> None:
     if host and to:
         try:
             msg = EmailMessage()
-            msg["Subject"] = text.splitlines()[0][:200]
+            first = text.splitlines()[0]
+            # a long first line is cut visibly; the body always has the whole message
+            msg["Subject"] = first if len(first) <= 200 else first[:199] + "…"
             msg["From"] = os.environ.get("SAFEGUARD_ALERT_EMAIL_FROM", "safeguard@localhost")
             msg["To"] = to
-            msg.set_content(json.dumps(event, indent=2, default=str))
+            msg.set_content(f"{text}\n\nDetails:\n{json.dumps(event, indent=2, default=str)}\n")
             port = int(os.environ.get("SAFEGUARD_ALERT_SMTP_PORT", "25"))
+            user = os.environ.get("SAFEGUARD_ALERT_SMTP_USER")
+            tls = os.environ.get("SAFEGUARD_ALERT_SMTP_STARTTLS", "true" if user else "false")
             with smtplib.SMTP(host, port, timeout=10) as smtp:
-                if os.environ.get("SAFEGUARD_ALERT_SMTP_USER"):
+                if tls.strip().lower() in ("1", "true", "yes", "on"):
                     smtp.starttls()
-                    smtp.login(os.environ["SAFEGUARD_ALERT_SMTP_USER"],
-                               os.environ.get("SAFEGUARD_ALERT_SMTP_PASSWORD", ""))
+                if user:
+                    smtp.login(user, os.environ.get("SAFEGUARD_ALERT_SMTP_PASSWORD", ""))
                 smtp.send_message(msg)
         except Exception as e:
             log.error("e-mail to %s failed: %s", to, e)

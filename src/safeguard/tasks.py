@@ -4,12 +4,12 @@ scheduler. Failures that a retry cannot fix (a bad file) are raised as non-retry
 from __future__ import annotations
 
 import os
-import re
 from datetime import date
 from pathlib import Path
 
 from safeguard.config import Settings, settings
 from safeguard.contracts import Contract, get_contract
+from safeguard.periods import dated_in_name
 
 
 def drop_dir(s: Settings, contract: Contract) -> Path:
@@ -26,19 +26,11 @@ def delivered_files(drop: Path) -> list[Path]:
             and p.suffix not in (".tmp", ".part")]
 
 
-_DATED = re.compile(r"(?<![0-9])([12][0-9]{3})-(0[1-9]|1[0-2])(?:-([0-3][0-9]))?(?![0-9])")
-
-
 def period_of(path: Path) -> date | None:
     """The period a delivered file covers, from a date in its name (``..._2020-03.csv``,
-    ``..._2020-03-31.csv``); None when its name carries no date."""
-    m = _DATED.search(path.name)
-    if not m:
-        return None
-    try:
-        return date(int(m[1]), int(m[2]), int(m[3] or 1))
-    except ValueError:
-        return None
+    ``..._2020-03-31.csv``); None when its name carries no day or month (see
+    ``safeguard.periods``, which the GX gate reads the same way)."""
+    return dated_in_name(path.name)
 
 
 class NoFileForPeriod(FileNotFoundError):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import os
+import socket
 import time
 import uuid
 import zlib
@@ -25,6 +27,7 @@ from safeguard.contracts import Contract
 from safeguard.ingest.errors import FileRejected, SourceBusy
 from safeguard.ingest.readers import read_records
 from safeguard.ingest.tables import LINEAGE, ensure_raw_table, recreate_landing_table
+from safeguard.periods import declared_period
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,10 @@ ABANDONED_AFTER = timedelta(hours=1)
 
 
 def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, path: Path,
-                digest: str, size: int, run_by: str, wait: float) -> str | None:
-    """Record the batch, as the source's only one in landing; return the batch that already
-    loaded this content, if any.
+                digest: str, size: int, run_by: str, wait: float,
+                holder: psycopg.Connection | None = None) -> str | None:
+    """Record the batch, as the source's only one in landing, held by ``holder`` (default:
+    ``conn``); return the batch that already loaded this content, if any.
 
     A source's landing table holds one batch at a time, so a second run (a backfill next to a
     scheduled run, a CLI ingest next to the DAG) waits until the first has loaded, under an
@@ -82,6 +86,8 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
                 "select batch_id, file_name from ops.batches where source_name = %s "
                 "and status in ('landing', 'landed')", [contract.name]).fetchone()
             if not busy:
+                # held before anyone can see it: a rerun never finds it 'landing' and unheld
+                hold_batch(holder or conn, batch_id)
                 earlier = conn.execute(
                     "select batch_id from ops.batches where source_name = %s and "
                     "file_sha256 = %s and status in ('loaded', 'loaded_with_warnings', "
@@ -114,20 +120,28 @@ def hold_batch(conn: psycopg.Connection, batch_id: str) -> None:
     conn.execute("select pg_advisory_lock(%s, %s)", [BATCH_LOCK_CLASS, batch_lock_key(batch_id)])
 
 
+#: the message of a 'landed' batch whose run holds it until it is loaded (``land_file`` with
+#: ``hold_with``): once no one holds it, that run is gone and will not load it
+HELD_UNTIL_LOADED = "landed; held by the run that landed it until it is loaded"
+
+
 def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
     """Batches of this source left in landing by a run that is gone are marked failed: one
     still 'landing' that no process holds (its process was killed, or the server restarted
-    under it), or one 'landed' and left for longer than ABANDONED_AFTER (its load task never
-    came, or gave up)."""
-    for batch_id, status, started in conn.execute(
-            "select batch_id, status, started_at < now() - %s from ops.batches "
+    under it); one 'landed' by a run that held it until loading (the CLI, ``ingest_file``)
+    and that no process holds any more; or one 'landed' and left for longer than
+    ABANDONED_AFTER (landed by an Airflow task, whose load task runs in another process:
+    it never came, or gave up)."""
+    for batch_id, status, started, message in conn.execute(
+            "select batch_id, status, started_at < now() - %s, message from ops.batches "
             "where source_name = %s and status in ('landing', 'landed')",
             [ABANDONED_AFTER, contract.name]).fetchall():
         key = [BATCH_LOCK_CLASS, batch_lock_key(str(batch_id))]
         free = conn.execute("select pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
         if free:
             conn.execute("select pg_advisory_unlock(%s, %s)", key)
-        if free and (status == "landing" or started):
+        held_until_loaded = (message or "").startswith(HELD_UNTIL_LOADED)
+        if free and (status == "landing" or started or held_until_loaded):
             conn.execute(
                 "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
                 "rows_loaded = 0, rows_quarantined = 0, message = %s where batch_id = %s",
@@ -140,7 +154,10 @@ def source_lock_key(contract: Contract) -> int:
 
 
 def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | None = None,
-              wait: float = 600) -> LandedBatch:
+              wait: float = 600, hold_with: psycopg.Connection | None = None) -> LandedBatch:
+    """Land the file as a new batch. ``hold_with``: a connection the caller keeps open until
+    it has loaded the batch (``ingest_file``); the batch stays held on it after landing, so a
+    rerun knows at once when that caller is gone, instead of after ABANDONED_AFTER."""
     path = Path(path)
     digest, size = sha256_of(path)
     batch_id = str(uuid.uuid4())
@@ -148,16 +165,16 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
     with psycopg.connect(settings.url("loader")) as conn:
         ensure_raw_table(conn, contract.kind)
         conn.commit()
-        earlier = _open_batch(conn, contract, batch_id, path, digest, size, run_by, wait)
+        earlier = _open_batch(conn, contract, batch_id, path, digest, size, run_by, wait,
+                              hold_with)
         if earlier:
             _finish(conn, batch_id, "duplicate",
                     f"same content as batch {earlier}: not loaded again")
             return LandedBatch(batch_id, contract.name, path.name, 0, earlier)
-        hold_batch(conn, batch_id)
         conn.commit()
         try:
             with conn.transaction():
-                recreate_landing_table(conn, contract)
+                recreate_landing_table(conn, contract, declared_period(path.name))
                 cols = list(contract.kind.types)
                 copy_sql = sql.SQL("copy raw.{} ({}) from stdin").format(
                     sql.Identifier(contract.landing_table),
@@ -169,8 +186,11 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
                         copy.write_row([batch_id, rows, rec.row, rec.column, rec.pii,
                                         *(rec.values.get(c) for c in cols)])
                 conn.execute(
-                    "update ops.batches set status = 'landed', rows_read = %s where batch_id = %s",
-                    [rows, batch_id])
+                    "update ops.batches set status = 'landed', rows_read = %s, message = %s "
+                    "where batch_id = %s",
+                    [rows, f"{HELD_UNTIL_LOADED} ({run_by}, pid {os.getpid()} on "
+                           f"{socket.gethostname()})" if hold_with is not None else None,
+                     batch_id])
         except FileRejected as e:
             _finish(conn, batch_id, "rejected", str(e))
             e.batch_id = batch_id

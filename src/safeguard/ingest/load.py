@@ -8,6 +8,7 @@ Either all of it commits or none of it does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,6 +104,26 @@ def _identifying(conn: psycopg.Connection, landing: sql.Composable, contract: Co
 
     return [f for f in failures if f.rule != "no_identifying_data"] + [
         failure(column, what, rows) for (column, what), rows in sorted(found.items())]
+
+
+def _declared(conn: psycopg.Connection, landing: sql.Composable,
+              failures: list[RuleFailure]) -> list[RuleFailure]:
+    """The suite is the same for every file of a source; the period a failing row missed is
+    this file's own: name it in the message."""
+    from safeguard.ingest.validate import PERIOD_RULE
+    from safeguard.periods import describe
+
+    if not any(f.rule == PERIOD_RULE for f in failures):
+        return failures
+    bounds = conn.execute(sql.SQL("select declared_from, declared_before from {} "
+                                  "where declared_from is not null limit 1").format(landing)
+                          ).fetchone()
+    if bounds is None:
+        return failures
+    period = describe(*bounds)
+    return [RuleFailure(f.rule, f.column, f"{f.message} ({period}): deliver the row in the "
+                        f"file of its own period", f.rows) if f.rule == PERIOD_RULE else f
+            for f in failures]
 
 
 def _mapping(c: Column) -> sql.Composable:
@@ -215,6 +236,7 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
         # times without an offset are in the source's time zone
         conn.execute("select set_config('timezone', %s, true)", [contract.file.timezone])
         failures = _identifying(conn, landing, contract, failures)
+        failures = _declared(conn, landing, failures)
         reasons = _row_reasons(failures)
         locations = _locations(conn, landing, sorted({r for f in failures for r in f.rows}))
         unlocated = [f for f in failures if not f.rows]
@@ -229,7 +251,8 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
             insert into quarantine.rows (batch_id, source_name, source_row_number, reasons, record)
             select l.batch_id, %(source)s, l.source_row_number,
                    coalesce(r.reasons, %(default)s::jsonb),
-                   jsonb_strip_nulls(to_jsonb(l) - 'batch_id' - 'source_row_number')
+                   jsonb_strip_nulls(to_jsonb(l) - 'batch_id' - 'source_row_number'
+                                     - 'declared_from' - 'declared_before')
             from {landing} as l
             left join jsonb_to_recordset(%(reasons)s::jsonb) as r(row bigint, reasons jsonb)
                 on r.row = l.source_row_number
@@ -268,13 +291,19 @@ def load_batch(settings: Settings, contract: Contract, batch_id: str,
     return BatchResult(batch_id, status, rows_read, loaded, quarantined, message)
 
 
-def validate_and_load(settings: Settings, contract: Contract, batch_id: str) -> BatchResult:
-    """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke."""
+def validate_and_load(settings: Settings, contract: Contract, batch_id: str,
+                      holder: psycopg.Connection | None = None) -> BatchResult:
+    """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke.
+    ``holder``: the connection that already holds the batch (``ingest_file``), else one of
+    its own takes it."""
     from safeguard.ingest.landing import hold_batch
     from safeguard.ingest.validate import run_gate
 
-    with psycopg.connect(settings.url("loader"), autocommit=True) as holder:
-        hold_batch(holder, batch_id)  # a competing run sees this batch is being worked on
+    with contextlib.ExitStack() as stack:
+        if holder is None:
+            holder = stack.enter_context(
+                psycopg.connect(settings.url("loader"), autocommit=True))
+            hold_batch(holder, batch_id)  # a competing run sees this batch is being worked on
         failures = run_gate(settings, contract)
         result = load_batch(settings, contract, batch_id, failures)
     if failures:

@@ -3,7 +3,9 @@
 Each format yields ``(row number in the file, cells)``; the header is the contract's
 ``file.header_row``-th row. Then the contract's header check, unpivot, null values, number
 formats and pseudonymisation are applied the same way for all formats. Memory does not grow
-with the file: CSV and JSON are parsed incrementally and XLSX is opened read-only.
+with the file: CSV and JSON are parsed incrementally and XLSX is opened read-only. A
+workbook whose table has merged cells is refused whole (rule ``no_merged_cells``): read-only
+openpyxl reads them as one value and blanks, which would load rows with values missing.
 
 Row numbers are the ones a person sees when opening the file: the line in a text file where
 the record starts, the row in a spreadsheet, the record's position (1 = first) in JSON.
@@ -16,6 +18,7 @@ import csv
 import datetime as dt
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,10 +132,58 @@ def _xlsx_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
             raise FileRejected(f"{path.name}: the workbook has several sheets {names} and "
                                f"contract {contract.name!r} does not say which to read "
                                f"(rule: one_sheet). Set file.sheet in the contract.")
+        merged = _merged_ranges(wb, ws)
+        footers = contract.file.footer_starts_with
         for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
-            yield number, list(row)
+            cells = list(row)
+            hit = [m for m in merged if m[1] <= number <= m[2]] if merged else None
+            if hit and number >= contract.file.header_row and not _is_note(cells, footers):
+                later = [m for m in merged if m[1] > number]
+                more = f" (and {len(later)} more merged range(s) below)" if later else ""
+                ref, first, last = hit[0]
+                rows = f"row {first}" if first == last else f"rows {first}-{last}"
+                raise FileRejected(
+                    f"{path.name}, sheet {ws.title!r}, {rows}: cells {ref} are merged{more} "
+                    f"(rule: no_merged_cells). A merged cell keeps its value in its first cell "
+                    f"only, so the other rows and columns would read as blank. Unmerge them and "
+                    f"repeat the value in each cell, then deliver the file again.")
+            yield number, cells
     finally:
         wb.close()
+
+
+_MERGE = re.compile(rb'<(?:[A-Za-z0-9_]+:)?mergeCell\s[^>]*?ref="([A-Z]+)([0-9]+)'
+                    rb'(?::([A-Z]+)([0-9]+))?"')
+
+
+def _merged_ranges(wb: Any, ws: Any) -> list[tuple[str, int, int]]:
+    """The sheet's merged ranges as (ref, first row, last row). Read-only openpyxl does not
+    report them (merged cells just read as blanks), so the sheet's XML is scanned for its
+    ``<mergeCell ref=...>`` elements, in chunks: memory stays flat however big the sheet."""
+    part = getattr(ws, "_worksheet_path", None)
+    archive = getattr(wb, "_archive", None)
+    if part is None or archive is None:
+        return []
+    found: list[tuple[str, int, int]] = []
+    tail = b""
+    with archive.open(part) as f:
+        while chunk := f.read(1 << 20):
+            data = tail + chunk
+            end = 0
+            for m in _MERGE.finditer(data):
+                c1, r1, c2, r2 = m.groups()
+                ref = f"{c1.decode()}{r1.decode()}" + (f":{c2.decode()}{r2.decode()}" if c2
+                                                       else "")
+                found.append((ref, int(r1), int(r2 or r1)))
+                end = m.end()
+            tail = data[max(end, len(data) - 200):]  # an element cut by the chunk boundary
+    return sorted(set(found), key=lambda m: (m[1], m[0]))
+
+
+def _is_note(cells: Cells, footers: tuple[str, ...]) -> bool:
+    """A row of notes under the table ("Source: ..."), which may well be merged."""
+    first = next((t.strip() for t in map(_text, cells) if t and t.strip()), None)
+    return first is not None and any(first.startswith(s) for s in footers)
 
 
 def _json_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:

@@ -7,6 +7,7 @@ from psycopg import sql
 
 from safeguard.contracts import Contract
 from safeguard.contracts.kinds import Kind
+from safeguard.periods import DeclaredPeriod
 
 QUARANTINE_DDL = """
 create table if not exists quarantine.rows (
@@ -51,11 +52,20 @@ def ensure_raw_table(conn: psycopg.Connection, kind: Kind) -> None:
 LINEAGE = ("batch_id", "source_row_number", "source_row", "source_column", "pii_findings")
 
 
-def recreate_landing_table(conn: psycopg.Connection, contract: Contract) -> None:
+#: the period the file's name declares, [from, before), the same on every row of the batch
+#: (column defaults, so COPY sends nothing for them); null when the name declares none
+DECLARED = ("declared_from", "declared_before")
+
+
+def recreate_landing_table(conn: psycopg.Connection, contract: Contract,
+                           declared: DeclaredPeriod | None = None) -> None:
     """Landing holds one batch at a time, as delivered (text), for GX to check in place."""
     cols = [sql.SQL("batch_id uuid not null"), sql.SQL("source_row_number bigint not null"),
             sql.SQL("source_row bigint not null"), sql.SQL("source_column text"),
             sql.SQL("pii_findings text")]
+    bounds = (declared.start, declared.end) if declared else (None, None)
+    cols += [sql.SQL("{} date default {}").format(sql.Identifier(name), sql.Literal(bound))
+             for name, bound in zip(DECLARED, bounds, strict=True)]
     cols += [sql.SQL("{} text").format(sql.Identifier(c)) for c in contract.kind.types]
     table = sql.Identifier("raw", contract.landing_table)
     conn.execute(sql.SQL("drop table if exists {}").format(table))

@@ -19,6 +19,7 @@ from safeguard.contracts import Contract
 from safeguard.contracts.predicates import (
     MONTH_RE,
     TYPED,
+    as_month,
     as_number,
     ident,
     literal,
@@ -26,6 +27,8 @@ from safeguard.contracts.predicates import (
 )
 
 ROW_KEY = "source_row_number"
+#: a row whose year or month lies outside the period its file's name declares
+PERIOD_RULE = "period_within_declared_range"
 DATASOURCE = "warehouse_landing"
 
 
@@ -123,6 +126,19 @@ def _expectations(contract: Contract) -> list[Any]:
                     else f"{c.max} or earlier"
             rule = "year_in_range" if c.type == "year" else "in_range"
             failing_rows(rule, c.name, " or ".join(bounds), f"{label} must be {bound}")
+        if c.type in ("year", "month"):
+            # the period the file's name declares (landing's declared_from/_before, null
+            # when the name declares none): a row outside it was filed in the wrong delivery
+            if c.type == "year":
+                y = as_number(col)
+                outside = (f"{y} < extract(year from declared_from) or "
+                           f"{y} > extract(year from declared_before - 1)")
+            else:
+                m = as_month(col)
+                outside = (f"{m} < date_trunc('month', declared_from)::date or "
+                           f"{m} >= declared_before")
+            failing_rows(PERIOD_RULE, c.name, f"declared_from is not null and ({outside})",
+                         f"{label} must lie within the period the file's name declares")
     out.append(E.ExpectColumnValuesToBeNull(
         column="pii_findings", meta=meta(
             "no_identifying_data", "a value identifies a person: masked, row quarantined")))
