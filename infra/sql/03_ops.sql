@@ -16,12 +16,18 @@ create table if not exists ops.batches (
     rows_quarantined    bigint,
     message             text,                   -- what a data engineer reads first
     run_by              text not null,          -- e.g. airflow:<dag>/<run_id> or cli:<user>
+    held_until_loaded   boolean not null default false, -- see below
     started_at          timestamptz not null,
     finished_at         timestamptz,
     constraint rows_add_up check (
         rows_read is null or rows_loaded is null or rows_quarantined is null
         or rows_read = rows_loaded + rows_quarantined)
 );
+
+-- A batch 'landed' by a run that holds its lock until it has loaded it (the CLI): once the lock
+-- is free, that run is gone and the batch is released at once. Batches landed by an Airflow task
+-- (loaded by another task, in another process) are released after an hour instead.
+alter table ops.batches add column if not exists held_until_loaded boolean not null default false;
 
 -- the same content is loaded once per source, whatever the file is called
 create unique index if not exists batches_loaded_once

@@ -120,11 +120,6 @@ def hold_batch(conn: psycopg.Connection, batch_id: str) -> None:
     conn.execute("select pg_advisory_lock(%s, %s)", [BATCH_LOCK_CLASS, batch_lock_key(batch_id)])
 
 
-#: the message of a 'landed' batch whose run holds it until it is loaded (``land_file`` with
-#: ``hold_with``): once no one holds it, that run is gone and will not load it
-HELD_UNTIL_LOADED = "landed; held by the run that landed it until it is loaded"
-
-
 def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
     """Batches of this source left in landing by a run that is gone are marked failed: one
     still 'landing' that no process holds (its process was killed, or the server restarted
@@ -132,15 +127,15 @@ def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
     and that no process holds any more; or one 'landed' and left for longer than
     ABANDONED_AFTER (landed by an Airflow task, whose load task runs in another process:
     it never came, or gave up)."""
-    for batch_id, status, started, message in conn.execute(
-            "select batch_id, status, started_at < now() - %s, message from ops.batches "
+    for batch_id, status, started, held_until_loaded in conn.execute(
+            "select batch_id, status, started_at < now() - %s, held_until_loaded "
+            "from ops.batches "
             "where source_name = %s and status in ('landing', 'landed')",
             [ABANDONED_AFTER, contract.name]).fetchall():
         key = [BATCH_LOCK_CLASS, batch_lock_key(str(batch_id))]
         free = conn.execute("select pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
         if free:
             conn.execute("select pg_advisory_unlock(%s, %s)", key)
-        held_until_loaded = (message or "").startswith(HELD_UNTIL_LOADED)
         if free and (status == "landing" or started or held_until_loaded):
             conn.execute(
                 "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
@@ -186,11 +181,11 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
                         copy.write_row([batch_id, rows, rec.row, rec.column, rec.pii,
                                         *(rec.values.get(c) for c in cols)])
                 conn.execute(
-                    "update ops.batches set status = 'landed', rows_read = %s, message = %s "
-                    "where batch_id = %s",
-                    [rows, f"{HELD_UNTIL_LOADED} ({run_by}, pid {os.getpid()} on "
-                           f"{socket.gethostname()})" if hold_with is not None else None,
-                     batch_id])
+                    "update ops.batches set status = 'landed', rows_read = %s, "
+                    "held_until_loaded = %s, message = %s where batch_id = %s",
+                    [rows, hold_with is not None,
+                     f"landed; held until loaded by {run_by} (pid {os.getpid()} on "
+                     f"{socket.gethostname()})" if hold_with is not None else None, batch_id])
         except FileRejected as e:
             _finish(conn, batch_id, "rejected", str(e))
             e.batch_id = batch_id
