@@ -9,13 +9,11 @@ error whether or not its row could be written.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import subprocess
 import sys
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import psycopg
 
 from safeguard.config import Settings
+from safeguard.runs import PUBLICATION_RUN, hold, is_held, run_by_default
 
 
 class DbtFailed(RuntimeError):
@@ -77,26 +76,10 @@ def build(settings: Settings, select: str | None = None, run_by: str | None = No
     return output
 
 
-def run_by_default() -> str:
-    """``airflow:<dag_id>/<run_id>`` inside an Airflow task (the task runner exports its context
-    as ``AIRFLOW_CTX_*``), else ``cli:<user>``."""
-    dag_id, run_id = os.environ.get("AIRFLOW_CTX_DAG_ID"), os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
-    if dag_id and run_id:
-        return f"airflow:{dag_id}/{run_id}"
-    return f"cli:{getpass.getuser()}"
-
-
 # --- the audit of publication refreshes (ops.publication_runs) --------------------------------
 
-#: advisory-lock class for "this dbt build is still running" (two-key form, like the loader's
-#: batch locks in safeguard.ingest.landing, which use class 7)
-RUN_LOCK_CLASS = 8
 #: at most this much of a failure's text goes into ops.publication_runs.message
 MAX_MESSAGE = 2000
-
-
-def _lock_key(run_id: str) -> int:
-    return zlib.crc32(run_id.encode()) - 2**31  # an int4
 
 
 def _warn(what: str, e: BaseException) -> None:
@@ -177,8 +160,7 @@ class PublicationRun:
         try:
             run.conn = psycopg.connect(settings.url("transformer"), autocommit=True,
                                        connect_timeout=10)
-            run.conn.execute("select pg_advisory_lock(%s, %s)",
-                             [RUN_LOCK_CLASS, _lock_key(run.run_id)])
+            hold(run.conn, PUBLICATION_RUN, run.run_id)
             run._release_abandoned()
             run.conn.execute(
                 "insert into ops.publication_runs (run_id, started_at, status, selection, run_by)"
@@ -192,9 +174,7 @@ class PublicationRun:
         assert self.conn is not None
         for (run_id,) in self.conn.execute(
                 "select run_id from ops.publication_runs where status = 'running'").fetchall():
-            key = [RUN_LOCK_CLASS, _lock_key(str(run_id))]
-            if self.conn.execute("select pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
-                self.conn.execute("select pg_advisory_unlock(%s, %s)", key)
+            if not is_held(self.conn, PUBLICATION_RUN, str(run_id)):
                 self.conn.execute(
                     "update ops.publication_runs set status = 'failed', finished_at = %s, "
                     "message = 'abandoned: the process running this dbt build ended before it "

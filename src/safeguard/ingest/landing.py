@@ -8,7 +8,6 @@ judged here beyond what makes the file unreadable as a whole: GX judges rows nex
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import socket
@@ -28,6 +27,7 @@ from safeguard.ingest.errors import FileRejected, SourceBusy
 from safeguard.ingest.readers import read_records
 from safeguard.ingest.tables import LINEAGE, ensure_raw_table, recreate_landing_table
 from safeguard.periods import declared_period
+from safeguard.runs import BATCH, hold, is_held, run_by_default
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,6 @@ def _finish(conn: psycopg.Connection, batch_id: str, status: str, message: str) 
         pass  # the connection itself is gone; `safeguard status` shows the batch as stuck
 
 
-def run_by_default() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
 #: a batch still landing after this long was abandoned (its process died and was not retried)
 ABANDONED_AFTER = timedelta(hours=1)
 
@@ -87,7 +83,7 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
                 "and status in ('landing', 'landed')", [contract.name]).fetchone()
             if not busy:
                 # held before anyone can see it: a rerun never finds it 'landing' and unheld
-                hold_batch(holder or conn, batch_id)
+                hold(holder or conn, BATCH, batch_id)
                 earlier = conn.execute(
                     "select batch_id from ops.batches where source_name = %s and "
                     "file_sha256 = %s and status in ('loaded', 'loaded_with_warnings', "
@@ -105,21 +101,6 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
         time.sleep(2)
 
 
-#: advisory-lock class for "a process is working on this batch" (two-key form; the source
-#: locks use the one-key form, whose keys are below 2**32, so the two never meet)
-BATCH_LOCK_CLASS = 7
-
-
-def batch_lock_key(batch_id: str) -> int:
-    return zlib.crc32(batch_id.encode()) - 2**31  # an int4
-
-
-def hold_batch(conn: psycopg.Connection, batch_id: str) -> None:
-    """Say "I am working on this batch" for as long as ``conn`` lives (a session lock: a
-    process that dies, or loses its server, lets go of it)."""
-    conn.execute("select pg_advisory_lock(%s, %s)", [BATCH_LOCK_CLASS, batch_lock_key(batch_id)])
-
-
 def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
     """Batches of this source left in landing by a run that is gone are marked failed: one
     still 'landing' that no process holds (its process was killed, or the server restarted
@@ -132,11 +113,8 @@ def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
             "from ops.batches "
             "where source_name = %s and status in ('landing', 'landed')",
             [ABANDONED_AFTER, contract.name]).fetchall():
-        key = [BATCH_LOCK_CLASS, batch_lock_key(str(batch_id))]
-        free = conn.execute("select pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
-        if free:
-            conn.execute("select pg_advisory_unlock(%s, %s)", key)
-        if free and (status == "landing" or started or held_until_loaded):
+        if (status == "landing" or started or held_until_loaded) and not is_held(
+                conn, BATCH, str(batch_id)):
             conn.execute(
                 "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
                 "rows_loaded = 0, rows_quarantined = 0, message = %s where batch_id = %s",

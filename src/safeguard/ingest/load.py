@@ -296,14 +296,14 @@ def validate_and_load(settings: Settings, contract: Contract, batch_id: str,
     """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke.
     ``holder``: the connection that already holds the batch (``ingest_file``), else one of
     its own takes it."""
-    from safeguard.ingest.landing import hold_batch
     from safeguard.ingest.validate import run_gate
+    from safeguard.runs import BATCH, hold
 
     with contextlib.ExitStack() as stack:
         if holder is None:
             holder = stack.enter_context(
                 psycopg.connect(settings.url("loader"), autocommit=True))
-            hold_batch(holder, batch_id)  # a competing run sees this batch is being worked on
+            hold(holder, BATCH, batch_id)  # a competing run sees this batch is being worked on
         failures = run_gate(settings, contract)
         result = load_batch(settings, contract, batch_id, failures)
     if failures:
