@@ -133,11 +133,11 @@ def _xlsx_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
                                f"contract {contract.name!r} does not say which to read "
                                f"(rule: one_sheet). Set file.sheet in the contract.")
         merged = _merged_ranges(wb, ws)
-        footers = contract.file.footer_starts_with
         for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
             cells = list(row)
             hit = [m for m in merged if m[1] <= number <= m[2]] if merged else None
-            if hit and number >= contract.file.header_row and not _is_note(cells, footers):
+            if hit and number >= contract.file.header_row and not _is_footer(
+                    contract, [_text(v) for v in cells]):
                 later = [m for m in merged if m[1] > number]
                 more = f" (and {len(later)} more merged range(s) below)" if later else ""
                 ref, first, last = hit[0]
@@ -180,10 +180,12 @@ def _merged_ranges(wb: Any, ws: Any) -> list[tuple[str, int, int]]:
     return sorted(set(found), key=lambda m: (m[1], m[0]))
 
 
-def _is_note(cells: Cells, footers: tuple[str, ...]) -> bool:
-    """A row of notes under the table ("Source: ..."), which may well be merged."""
-    first = next((t.strip() for t in map(_text, cells) if t and t.strip()), None)
-    return first is not None and any(first.startswith(s) for s in footers)
+def _is_footer(contract: Contract, texts: list[str | None]) -> bool:
+    """A row of notes under the table ("Source: ..."): the table ends there (and its cells
+    may well be merged). Its first filled cell starts as the contract's
+    ``file.footer_starts_with`` says."""
+    first = next((t.strip() for t in texts if t and t.strip()), None)
+    return first is not None and any(first.startswith(s) for s in contract.file.footer_starts_with)
 
 
 def _json_rows(contract: Contract, path: Path) -> Iterator[tuple[int, Cells]]:
@@ -337,11 +339,10 @@ def read_records(contract: Contract, path: Path, pseudonym_key: str | None = Non
                 wide = [(i, h) for i, h in enumerate(header)
                         if contract.unpivot and contract.unpivot.matches(h)]
             continue
-        filled = [t.strip() for t in texts if t is not None and t.strip()]
-        if not filled:
+        if not any(t and t.strip() for t in texts):
             continue
-        if any(filled[0].startswith(s) for s in contract.file.footer_starts_with):
-            break  # notes under the table ("Source: ...")
+        if _is_footer(contract, texts):
+            break
         if len(cells) != len(header):
             if contract.file_format == "csv" or len(cells) > len(header) and any(
                     t and t.strip() for t in texts[len(header):]):
