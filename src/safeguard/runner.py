@@ -186,7 +186,7 @@ def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
 def demo(s: Settings) -> None:
     """Start everything, run the pipeline through the scheduler, then wait for Ctrl-C."""
     from safeguard.superset import bundle
-    from safeguard.superset.server import ADMIN_USERNAME, SupersetServer
+    from safeguard.superset.server import SupersetServer
 
     def interrupt(*_):
         raise KeyboardInterrupt
@@ -221,9 +221,8 @@ def demo(s: Settings) -> None:
 Safeguard is running. Ctrl-C stops everything.
 
   Airflow   http://localhost:{airflow_port()}    login admin / AIRFLOW_ADMIN_PASSWORD
-  Superset  {superset.url}    login {ADMIN_USERNAME} / SUPERSET_ADMIN_PASSWORD
-            (also leader / SUPERSET_LEADER_PASSWORD: the published dashboards only;
-             analyst / SUPERSET_ANALYST_PASSWORD: + explore, SQL Lab, Pipeline health)
+  Superset  {superset.url}
+            logins {superset.logins()}
 {boards}
   Passwords are in {s.secrets_file}
   Warehouse {s.url('analyst').split('@')[1]}  (safeguard db url --role analyst)

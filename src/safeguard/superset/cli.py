@@ -54,7 +54,7 @@ def up(port: int | None, foreground: bool) -> None:
 
     Safe to repeat: every step is idempotent."""
     from safeguard.db.bootstrap import bootstrap as db_bootstrap
-    from safeguard.superset.server import ADMIN_USERNAME, SupersetError
+    from safeguard.superset.server import SupersetError
 
     server = _server(port)
     try:
@@ -74,9 +74,7 @@ def up(port: int | None, foreground: bool) -> None:
                     for title, url in dashboard_urls(server.url, bundle_dir(server.settings)))
     click.echo(
         f"\nSuperset is up: {server.url}\n{links}"
-        f"  logins: {ADMIN_USERNAME} (Admin), leader (Leadership), analyst (Analyst); "
-        f"passwords SUPERSET_ADMIN_PASSWORD, SUPERSET_LEADER_PASSWORD, "
-        f"SUPERSET_ANALYST_PASSWORD in {server.settings.secrets_file}\n"
+        f"  logins: {server.logins()}\n  passwords in {server.settings.secrets_file}\n"
         + ("  Ctrl-C stops it." if foreground else "  stop it with: safeguard superset stop")
     )
     if foreground:

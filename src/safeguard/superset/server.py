@@ -196,6 +196,11 @@ class SupersetServer:
                   for name, (role, secret) in DEMO_USERS.items()]
         return users
 
+    def logins(self) -> str:
+        """The logins bootstrap keeps, as the demo and ``superset up`` print them."""
+        return "; ".join(f"{u['username']} ({u['role']}) / {u['password_env']}"
+                         for u in self.users())
+
     def password(self, username: str) -> str:
         """The password of a user kept by bootstrap (from secrets.env or the environment)."""
         (user,) = (u for u in self.users() if u["username"] == username)
