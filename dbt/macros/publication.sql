@@ -79,6 +79,15 @@
     end
 {%- endmacro %}
 
+{#- The rule of complementary suppression for one group whose total can be learnt: its withheld
+    cells are exposed when one stands alone, or when together they hold fewer than k cases
+    beyond their floors (their slack). True/false; NULL slack (no withheld cell) is not exposed.
+    The passes below apply it, and dbt/tests/assert_complementary_suppression_holds.sql checks
+    it on the published tables. -#}
+{% macro withheld_cells_exposed(withheld_cells, withheld_slack) -%}
+    ({{ withheld_cells }} = 1 or {{ withheld_slack }} < {{ min_published_count() }})
+{%- endmacro %}
+
 {#- Complementary suppression, set-based and iterative.
     `cells` names a CTE with one row per cell and (at least) the columns
         cell_key     text, unique: the tie-breaker that makes the choice deterministic
@@ -132,8 +141,8 @@
                 and not is_withheld
                 and {{ group }}__published_rank = 1
                 and {{ group }}__withheld_cells >= 1
-                and ({{ group }}__withheld_cells = 1
-                    or {{ group }}__withheld_slack < {{ min_published_count() }})
+                and {{ withheld_cells_exposed(group ~ '__withheld_cells',
+                                              group ~ '__withheld_slack') }}
             )
             {%- endfor %} as is_withheld,
             input_cell

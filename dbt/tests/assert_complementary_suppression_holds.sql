@@ -117,9 +117,8 @@ unprotected_channel_years as (
         is_synthetic
     from case_groups
     group by 1, 2, 3, 4
-    having count(*) filter (where is_withheld) = 1
-        or (count(*) filter (where is_withheld) > 1
-            and sum(case_count - row_floor) filter (where is_withheld) < {{ k }})
+    having {{ withheld_cells_exposed('count(*) filter (where is_withheld)',
+                                     'sum(case_count - row_floor) filter (where is_withheld)') }}
 ),
 
 week_group as (
@@ -231,8 +230,8 @@ violations as (
     group by case_group
     having count(*) filter (where is_withheld) >= 1
         and count(*) filter (where not is_withheld) >= 1
-        and (count(*) filter (where is_withheld) = 1
-            or sum(case_count - row_floor) filter (where is_withheld) < {{ k }})
+        and {{ withheld_cells_exposed('count(*) filter (where is_withheld)',
+                                      'sum(case_count - row_floor) filter (where is_withheld)') }}
     union all
     select
         'rpt_stage_by_channel_yearly',
@@ -240,7 +239,7 @@ violations as (
         'a lone withheld stage, or too little slack, with stages left to withhold'
     from stage_groups
     where withheld_cells >= 1 and published_cells >= 1
-        and (withheld_cells = 1 or withheld_slack < {{ k }})
+        and {{ withheld_cells_exposed('withheld_cells', 'withheld_slack') }}
     union all
     select
         'rpt_stage_by_channel_yearly',
@@ -257,7 +256,7 @@ violations as (
         'a lone withheld week, or too little slack, with weeks left to withhold'
     from week_group
     where withheld_cells >= 1 and published_cells >= 1
-        and (withheld_cells = 1 or withheld_slack < {{ k }})
+        and {{ withheld_cells_exposed('withheld_cells', 'withheld_slack') }}
     union all
     select
         'rpt_enticement_change_2019_2020',
@@ -265,7 +264,7 @@ violations as (
         'a lone withheld count, or too few cases withheld, with counts left to withhold'
     from enticement_groups
     where withheld_cells >= 1 and published_cells >= 1
-        and (withheld_cells = 1 or withheld_slack < {{ k }})
+        and {{ withheld_cells_exposed('withheld_cells', 'withheld_slack') }}
     union all
     select
         'rpt_exploitation_types_yearly',
@@ -277,7 +276,7 @@ violations as (
     from enticement_regions
     where (channel_count is null and published_cells > 0)
         or (channel_count is not null and withheld_cells >= 1 and published_cells >= 1
-            and (withheld_cells = 1 or withheld_slack < {{ k }}))
+            and {{ withheld_cells_exposed('withheld_cells', 'withheld_slack') }})
 )
 
 select * from violations

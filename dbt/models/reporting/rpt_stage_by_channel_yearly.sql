@@ -35,10 +35,8 @@ unprotected_channel_years as (
         is_synthetic
     from case_groups
     group by 1, 2, 3, 4
-    having count(*) filter (where is_withheld) = 1
-        or (count(*) filter (where is_withheld) > 1
-            and sum(case_count - row_floor) filter (where is_withheld)
-            < {{ min_published_count() }})
+    having {{ withheld_cells_exposed('count(*) filter (where is_withheld)',
+                                     'sum(case_count - row_floor) filter (where is_withheld)') }}
 ),
 
 cells as (
