@@ -49,4 +49,4 @@ stop:
 	-.venv/bin/safeguard db stop
 
 clean: stop
-	rm -rf .local .venv infra/superset/.venv
+	rm -rf .local .venv infra/superset/.venv expectations/gx/uncommitted

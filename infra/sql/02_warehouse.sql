@@ -1,7 +1,7 @@
 -- The warehouse: schemas by layer, grants by role, default privileges so that new tables
 -- inherit the right grants. Run as an administrator in the warehouse database. Idempotent.
 --
---   raw, quarantine, ops   <- loader        (landing, rejected rows, audit)
+--   landing, raw, quarantine, ops   <- loader   (checked batches, rejected rows, audit)
 --   staging, marts         <- transformer   (dbt)
 --   reporting              <- transformer   (dbt; the published layer, small counts suppressed)
 --   snapshots              <- transformer   (dbt snapshots: case status history)
@@ -15,8 +15,14 @@ grant connect on database :"warehouse_db" to
 revoke create on schema public from public;
 -- dbt unit tests build their fixtures as temporary tables
 grant temporary on database :"warehouse_db" to safeguard_transformer;
+-- the loader's rule pass keeps a batch's failing rows in a temporary table until it commits
+grant temporary on database :"warehouse_db" to safeguard_loader;
 
 create schema if not exists raw authorization safeguard_loader;
+-- landing: one batch at a time per source, checked before anything reaches raw; the loader's
+-- alone (no role reads it, not even the transformer), emptied after every batch
+create schema if not exists landing authorization safeguard_loader;
+revoke all on schema landing from public;
 create schema if not exists quarantine authorization safeguard_loader;
 create schema if not exists ops authorization safeguard_loader;
 create schema if not exists staging authorization safeguard_transformer;
@@ -49,3 +55,13 @@ grant usage on schema reporting to safeguard_viewer;
 grant select on all tables in schema reporting to safeguard_viewer;
 alter default privileges for role safeguard_transformer in schema reporting
     grant select on tables to safeguard_viewer;
+
+-- landing tables lived in raw (where the transformer could read them) before schema landing
+do $$
+declare t record;
+begin
+    for t in select tablename from pg_tables where schemaname = 'raw'
+             and tablename like 'landing\_\_%' loop
+        execute format('drop table raw.%I', t.tablename);
+    end loop;
+end $$;

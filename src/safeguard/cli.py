@@ -83,34 +83,76 @@ def sources() -> None:
                    f"  {c.description}")
 
 
+#: ``safeguard ingest`` exit codes (``--help`` says the same)
+EXIT_LOADED, EXIT_ROWS_FAILED, EXIT_FILE_REJECTED, EXIT_CONTRACT, EXIT_FAILED = 0, 1, 2, 3, 4
+
+
 @main.command("ingest")
 @click.option("--source", "source", required=True, help="Contract name (see `safeguard sources`).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(source: str, file: Path) -> None:
     """Land, validate and load one FILE through SOURCE's contract (the DAG's code path).
 
-    Exit codes: 0 loaded (or already loaded), 1 rows failed validation (quarantined),
-    2 the file was rejected as a whole."""
+    \b
+    Exit codes:
+      0  loaded (or already loaded)
+      1  rows failed the rules: set aside in quarantine (or the batch rejected whole)
+      2  the file was rejected as a whole (unreadable under its contract)
+      3  the contract is wrong or unknown
+      4  the run could not finish (e.g. the database is unreachable); nothing was loaded
+
+    Messages name the file, row, column and rule, never a delivered value."""
     from safeguard.contracts import ContractError, get_contract
     from safeguard.db.bootstrap import ensure_server
+    from safeguard.ingest.admit import shown_file_name
     from safeguard.ingest.errors import FileRejected, IngestError
     from safeguard.ingest.pipeline import ingest_file
 
     s = settings()
-    ensure_server(s)
     try:
-        result = ingest_file(s, get_contract(s, source), file)
+        ensure_server(s)
+        contract = get_contract(s, source)
+        result = ingest_file(s, contract, file)
     except ContractError as e:
-        raise click.ClickException(str(e)) from e
+        click.echo(f"CONTRACT: {e}", err=True)
+        sys.exit(EXIT_CONTRACT)
     except FileRejected as e:
         click.echo(f"REJECTED: {e}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_FILE_REJECTED)
     except IngestError as e:
         click.echo(f"FAILED: {e}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_ROWS_FAILED if e.result is not None else EXIT_FAILED)
+    except Exception as e:  # never a traceback (a driver's message may quote a value)
+        state = getattr(getattr(e, "diag", None), "sqlstate", None)
+        click.echo(f"ERROR: {shown_file_name(file.name)}: the run stopped ({type(e).__name__}"
+                   f"{f', SQLSTATE {state}' if state else ''}); nothing was loaded from it. "
+                   f"Check that the database is up (`safeguard db status`) and run it again.",
+                   err=True)
+        sys.exit(EXIT_FAILED)
     click.echo(f"{result.status}: {result.message} (batch {result.batch_id}; read "
                f"{result.rows_read} = loaded {result.rows_loaded} + quarantined "
                f"{result.rows_quarantined})")
+
+
+@main.group()
+def gx() -> None:
+    """Great Expectations: the suites derived from the contracts, kept in git."""
+
+
+@gx.command("sync")
+def gx_sync() -> None:
+    """Write each bundled contract's suite and checkpoint into expectations/gx (commit them
+    with the contract). Runs never write there: they build the suite in memory."""
+    from safeguard.contracts import all_contracts
+    from safeguard.ingest.validate import sync_suite
+
+    s = settings()
+    bundled = (s.root / "contracts").resolve()
+    for contract in all_contracts(s).values():
+        if not contract.path.resolve().is_relative_to(bundled):
+            continue
+        changed = sync_suite(s, contract)
+        click.echo(f"{contract.name:<28} {'updated' if changed else 'unchanged'}")
 
 
 @main.command("transform")

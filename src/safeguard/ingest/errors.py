@@ -6,9 +6,11 @@ from __future__ import annotations
 class IngestError(Exception):
     """A batch was not loaded. ``str()`` is the message to show; ``batch_id`` may be None."""
 
-    def __init__(self, message: str, batch_id: str | None = None):
+    def __init__(self, message: str, batch_id: str | None = None, result=None):
         super().__init__(message)
         self.batch_id = batch_id
+        #: the BatchResult, when the batch was judged (rows set aside, or rejected)
+        self.result = result
 
 
 class FileRejected(IngestError):

@@ -1,20 +1,22 @@
 """Stage 1: stream a delivered file into its landing table with COPY, recording the batch.
 
-The file is read once, record by record (memory does not grow with the file), mapped from
-the source's headers to canonical names (``readers``), and sent through ``COPY ... FROM
-STDIN``. Nothing is
-judged here beyond what makes the file unreadable as a whole: GX judges rows next.
+The file is read in batches of records (memory does not grow with the file), mapped from the
+source's headers to canonical names (``readers``), admitted value by value against the
+allow-list of its contract (``admit``: what does not conform is replaced by a marker before it
+leaves this process) and sent through ``COPY ... FROM STDIN`` as CSV. Nothing is judged here
+beyond what makes the file unreadable as a whole: GX and the rules judge rows next.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import os
 import socket
 import time
 import uuid
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,9 +25,15 @@ from psycopg import sql
 
 from safeguard.config import Settings
 from safeguard.contracts import Contract
+from safeguard.ingest.admit import Admission, shown_file_name
 from safeguard.ingest.errors import FileRejected, SourceBusy
-from safeguard.ingest.readers import read_records
-from safeguard.ingest.tables import LINEAGE, ensure_raw_table, recreate_landing_table
+from safeguard.ingest.readers import NotSimple, RawBatch, file_facts, read_batches
+from safeguard.ingest.tables import (
+    LINEAGE,
+    ensure_raw_table,
+    landing_table,
+    recreate_landing_table,
+)
 from safeguard.periods import declared_period
 from safeguard.runs import BATCH, hold, is_held, run_by_default
 
@@ -37,15 +45,12 @@ class LandedBatch:
     file_name: str
     rows_read: int
     duplicate_of: str | None = None  # set when the same content was loaded before
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def sha256_of(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    facts = file_facts(path)
+    return facts.sha256, facts.size
 
 
 def _finish(conn: psycopg.Connection, batch_id: str, status: str, message: str) -> None:
@@ -92,12 +97,13 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
                     "insert into ops.batches (batch_id, source_name, source_kind, file_name, "
                     "file_sha256, file_bytes, status, run_by, started_at) "
                     "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [batch_id, contract.name, contract.kind.name, path.name, digest, size,
+                    [batch_id, contract.name, contract.kind.name, shown_file_name(path.name),
+                     digest, size,
                      "duplicate" if earlier else "landing", run_by, datetime.now(UTC)])
                 return str(earlier[0]) if earlier else None
         if time.monotonic() > deadline:
-            raise SourceBusy(f"{path.name}: {contract.name} is still loading {busy[1]} (batch "
-                             f"{busy[0]}); try again when it has finished", None)
+            raise SourceBusy(f"{shown_file_name(path.name)}: {contract.name} is still loading "
+                             f"{busy[1]} (batch {busy[0]}); try again when it has finished", None)
         time.sleep(2)
 
 
@@ -119,7 +125,17 @@ def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
                 "update ops.batches set status = 'failed', finished_at = now(), rows_read = 0, "
                 "rows_loaded = 0, rows_quarantined = 0, message = %s where batch_id = %s",
                 [f"abandoned while {status}: the run working on it is gone; the file was not "
-                 f"loaded from this batch", batch_id])
+                 f"loaded from this batch (rule: run_completes)", batch_id])
+            conn.execute(
+                "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
+                "example_rows, severity, message) values (%s, 'run_completes', null, 0, "
+                "'{}', 'error', %s)",
+                [batch_id, f"the run working on this batch stopped while it was {status}; "
+                           f"nothing of it was loaded: deliver the file again"])
+            # what it had landed goes with it (the table holds one batch: this one)
+            if conn.execute("select to_regclass(%s)",
+                            [f"landing.{contract.landing_table}"]).fetchone()[0]:
+                conn.execute(sql.SQL("truncate {}").format(landing_table(contract)))
 
 
 def source_lock_key(contract: Contract) -> int:
@@ -132,32 +148,32 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
     it has loaded the batch (``ingest_file``); the batch stays held on it after landing, so a
     rerun knows at once when that caller is gone, instead of after ABANDONED_AFTER."""
     path = Path(path)
-    digest, size = sha256_of(path)
+    started = time.perf_counter()
+    facts = file_facts(path)
+    name = shown_file_name(path.name)
     batch_id = str(uuid.uuid4())
     run_by = run_by or run_by_default()
     with psycopg.connect(settings.url("loader")) as conn:
         ensure_raw_table(conn, contract.kind)
         conn.commit()
-        earlier = _open_batch(conn, contract, batch_id, path, digest, size, run_by, wait,
-                              hold_with)
+        earlier = _open_batch(conn, contract, batch_id, path, facts.sha256, facts.size, run_by,
+                              wait, hold_with)
         if earlier:
             _finish(conn, batch_id, "duplicate",
                     f"same content as batch {earlier}: not loaded again")
-            return LandedBatch(batch_id, contract.name, path.name, 0, earlier)
+            return LandedBatch(batch_id, contract.name, name, 0, earlier)
         conn.commit()
         try:
             with conn.transaction():
-                recreate_landing_table(conn, contract, declared_period(path.name))
-                cols = list(contract.kind.types)
-                copy_sql = sql.SQL("copy raw.{} ({}) from stdin").format(
-                    sql.Identifier(contract.landing_table),
-                    sql.SQL(", ").join(map(sql.Identifier, [*LINEAGE, *cols])))
-                rows = 0
-                key = settings.secret("SAFEGUARD_PSEUDONYM_KEY")
-                with conn.cursor().copy(copy_sql) as copy:
-                    for rows, rec in enumerate(read_records(contract, path, key), start=1):
-                        copy.write_row([batch_id, rows, rec.row, rec.column, rec.pii,
-                                        *(rec.values.get(c) for c in cols)])
+                recreate_landing_table(conn, contract, batch_id, declared_period(path.name))
+                admission = Admission(contract, settings.secret("SAFEGUARD_PSEUDONYM_KEY"))
+                try:
+                    with conn.transaction():  # a savepoint: the fast reader may give up
+                        rows = _copy(conn, contract, admission,
+                                     read_batches(contract, path, facts))
+                except NotSimple:
+                    rows = _copy(conn, contract, admission,
+                                 read_batches(contract, path, facts, fast=False))
                 conn.execute(
                     "update ops.batches set status = 'landed', rows_read = %s, "
                     "held_until_loaded = %s, message = %s where batch_id = %s",
@@ -166,12 +182,69 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
                      f"{socket.gethostname()})" if hold_with is not None else None, batch_id])
         except FileRejected as e:
             _finish(conn, batch_id, "rejected", str(e))
+            _record_rejection(conn, batch_id, str(e))
             e.batch_id = batch_id
             raise
         except Exception as e:
             # whatever else broke (the server went away, a disk filled): the batch is marked
-            # failed, never left looking as if it were still landing
+            # failed, never left looking as if it were still landing. The error's own text is
+            # not repeated: a driver's message may quote data.
             conn.rollback()
-            _finish(conn, batch_id, "failed", f"{path.name}: landing failed: {e}")
+            _finish(conn, batch_id, "failed", f"{name}: landing failed ({_kind_of(e)}); "
+                                              f"nothing was loaded: run it again")
             raise
-    return LandedBatch(batch_id, contract.name, path.name, rows)
+    return LandedBatch(batch_id, contract.name, name, rows,
+                       timings={"land: read, admit, COPY": time.perf_counter() - started})
+
+
+def _kind_of(e: BaseException) -> str:
+    state = getattr(getattr(e, "diag", None), "sqlstate", None)
+    return f"{type(e).__name__}" + (f", SQLSTATE {state}" if state else "")
+
+
+def _record_rejection(conn: psycopg.Connection, batch_id: str, message: str) -> None:
+    """A file rejected whole is counted with the rules like any row rule (rule: the one the
+    message names), so Pipeline health's "rules that fail most" sees it."""
+    import re
+
+    rule = re.search(r"\(rule: (\w+)\)", message)
+    try:
+        conn.execute(
+            "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
+            "example_rows, severity, message) values (%s, %s, null, 0, '{}', 'error', %s)",
+            [batch_id, rule.group(1) if rule else "file_readable", message])
+        conn.commit()
+    except psycopg.Error:
+        pass
+
+
+#: landing columns COPY fills (batch_id and the declared period are column defaults)
+_COPIED = [c for c in LINEAGE if c != "batch_id"]
+
+
+def _copy(conn: psycopg.Connection, contract: Contract, admission: Admission,
+          batches: Iterator[RawBatch]) -> int:
+    """Admit each batch of records and send it through COPY as CSV; return the records."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    cols = list(contract.kind.types)
+    copy_sql = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+        landing_table(contract), sql.SQL(", ").join(map(sql.Identifier, [*_COPIED, *cols])))
+    rows = 0
+    options = pcsv.WriteOptions(include_header=False)
+    with conn.cursor().copy(copy_sql) as copy:
+        for raw in batches:
+            n = len(raw)
+            admitted = admission(raw.columns)
+            absent = pa.nulls(n, pa.string())
+            table = pa.table({
+                "source_row_number": pa.array(range(rows + 1, rows + n + 1), pa.int64()),
+                "source_row": raw.source_row, "source_column": raw.source_column,
+                "pii_findings": admitted.findings,
+                **{c: admitted.columns.get(c, absent) for c in cols}})
+            buffer = io.BytesIO()
+            pcsv.write_csv(table, buffer, options)
+            copy.write(buffer.getbuffer())
+            rows += n
+    return rows

@@ -9,8 +9,9 @@ Either all of it commits or none of it does.
 from __future__ import annotations
 
 import contextlib
-import json
-from dataclasses import dataclass
+import dataclasses
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
@@ -19,8 +20,19 @@ from psycopg.types.json import Jsonb
 
 from safeguard.config import Settings
 from safeguard.contracts import Column, Contract
+from safeguard.contracts.predicates import as_date, as_month, as_timestamp, ident
 from safeguard.ingest.errors import IngestError, ValidationFailed
-from safeguard.ingest.validate import RuleFailure
+from safeguard.ingest.tables import landing_table
+from safeguard.ingest.validate import (
+    FAILURES,
+    MISMATCH_RULE,
+    Rule,
+    RuleFailure,
+    compare,
+    counted,
+    find_failures,
+    rules,
+)
 
 MAX_ROWS_IN_MESSAGE = 10
 
@@ -33,6 +45,7 @@ class BatchResult:
     rows_loaded: int
     rows_quarantined: int
     message: str
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 Location = tuple[int, str | None]  # the row in the file, and the header of an unpivoted cell
@@ -43,11 +56,12 @@ def _at(record: int, locations: dict[int, Location]) -> str:
     return f"{row} ({column!r})" if column else str(row)
 
 
-def _where(rows: list[int], locations: dict[int, Location]) -> str:
-    shown = ", ".join(_at(r, locations) for r in rows[:MAX_ROWS_IN_MESSAGE])
-    extra = len(rows) - MAX_ROWS_IN_MESSAGE
-    more = f" (+{extra} more)" if extra > 0 else ""
-    noun = "row" if len(rows) == 1 else "rows"
+def _where(f: RuleFailure, locations: dict[int, Location]) -> str:
+    rows = f.rows[:MAX_ROWS_IN_MESSAGE]
+    shown = ", ".join(_at(r, locations) for r in rows)
+    extra = f.row_count - len(rows)
+    more = f" (+{extra:,} more)" if extra > 0 else ""
+    noun = "row" if f.row_count == 1 else "rows"
     return f"{noun} {shown}{more}" if rows else "whole file"
 
 
@@ -56,17 +70,8 @@ def describe_failures(file_name: str, failures: list[RuleFailure],
     """One line per rule: file, the rows as numbered in the file, column, rule, message."""
     locations = locations or {}
     return "\n".join(
-        f"{file_name}, {_where(f.rows, locations)}, column {f.column or '-'}: rule {f.rule}: "
+        f"{file_name}, {_where(f, locations)}, column {f.column or '-'}: rule {f.rule}: "
         f"{f.message}" for f in failures)
-
-
-def _row_reasons(failures: list[RuleFailure]) -> dict[int, list[dict[str, str | None]]]:
-    reasons: dict[int, list[dict[str, str | None]]] = {}
-    for f in failures:
-        for row in f.rows:
-            reasons.setdefault(row, []).append(
-                {"column": f.column, "rule": f.rule, "message": f.message})
-    return reasons
 
 
 def _locations(conn: psycopg.Connection, landing: sql.Composable, records: list[int]
@@ -77,33 +82,6 @@ def _locations(conn: psycopg.Connection, landing: sql.Composable, records: list[
     return {n: (row, column) for n, row, column in conn.execute(
         sql.SQL("select source_row_number, source_row, source_column from {} "
                 "where source_row_number = any(%s)").format(landing), [records])}
-
-
-def _identifying(conn: psycopg.Connection, landing: sql.Composable, contract: Contract,
-                 failures: list[RuleFailure]) -> list[RuleFailure]:
-    """GX says which rows hold identifying data; the reader noted what and where (masked):
-    one failure per column and kind of data (rule ``pii_<what>``), for the batch report."""
-    if not any(f.rule == "no_identifying_data" for f in failures):
-        return failures
-    found: dict[tuple[str, str], list[int]] = {}
-    for record, findings in conn.execute(sql.SQL(
-            "select source_row_number, pii_findings from {} where pii_findings is not null "
-            "order by 1").format(landing)):
-        for item in findings.split("; "):
-            column, _, what = item.partition(":")
-            for w in what.split("+"):
-                found.setdefault((column, w), []).append(record)
-    labels = {c.name: c.label for c in contract.columns}
-    def failure(column: str, what: str, rows: list[int]) -> RuleFailure:
-        label = repr(labels.get(column, column))
-        if what == "formula":
-            return RuleFailure("no_formula", column, f"{label} starts like a spreadsheet formula "
-                               f"(=, +, -, @): never loaded (the value is masked)", rows)
-        return RuleFailure(f"pii_{what}", column, f"{label} holds {what.replace('_', ' ')}: "
-                           f"identifying data is never loaded (the value is masked)", rows)
-
-    return [f for f in failures if f.rule != "no_identifying_data"] + [
-        failure(column, what, rows) for (column, what), rows in sorted(found.items())]
 
 
 def _declared(conn: psycopg.Connection, landing: sql.Composable,
@@ -122,7 +100,8 @@ def _declared(conn: psycopg.Connection, landing: sql.Composable,
         return failures
     period = describe(*bounds)
     return [RuleFailure(f.rule, f.column, f"{f.message} ({period}): deliver the row in the "
-                        f"file of its own period", f.rows) if f.rule == PERIOD_RULE else f
+                        f"file of its own period", f.rows, f.count) if f.rule == PERIOD_RULE
+            else f
             for f in failures]
 
 
@@ -131,9 +110,22 @@ def _mapping(c: Column) -> sql.Composable:
         sql.SQL("({}, {})").format(sql.Literal(k), sql.Literal(v)) for k, v in c.values.items()))
 
 
-def _insert_raw(conn: psycopg.Connection, contract: Contract, landing: sql.Composable,
-                excluded: list[int]) -> int:
-    """Good rows into raw, each value cast to its type and each label mapped to our code."""
+#: guarded casts (SQL over a landing column's text): a value that is not well formed becomes
+#: null instead of an error, so no delivered value ever reaches the server as a failing cast
+#: (whose message, and the server's log, would quote it). The gate has already set such rows
+#: aside; the guard holds even if it had not.
+_GUARDED = {
+    "count": lambda col: f"(case when {col} ~ '^[0-9]{{1,15}}$' then {col}::bigint end)",
+    "integer": lambda col: f"(case when {col} ~ '^-?[0-9]{{1,9}}$' then {col}::integer end)",
+    "year": lambda col: f"(case when {col} ~ '^[0-9]{{4}}$' then {col}::integer end)",
+    "month": as_month, "date": as_date, "timestamp": as_timestamp,
+    "pseudonym": lambda col: col,
+}
+
+
+def _insert_raw(conn: psycopg.Connection, contract: Contract, landing: sql.Composable) -> int:
+    """Good rows (none that the rule pass set aside) into raw, each value cast to its type
+    under a guard and each label mapped to our code."""
     kind = contract.kind
     target = [sql.Identifier(n) for n in
               ("batch_id", "source_row_number", "source_row", "source_column")]
@@ -157,10 +149,8 @@ def _insert_raw(conn: psycopg.Connection, contract: Contract, landing: sql.Compo
                 "array(select distinct m.code from unnest(string_to_array({}, {})) as e(v) "
                 "join {} as m(label, code) on m.label = trim(e.v) order by 1)").format(
                     col, sql.Literal(c.separator), _mapping(c))
-        elif c.type == "month":
-            value = sql.SQL("(left({}, 7) || '-01')::date").format(col)
         else:
-            value = sql.SQL("{}::{}").format(col, sql_type)
+            value = sql.SQL(_GUARDED[c.type](f"l.{ident(c.name)}"))
         target.append(sql.Identifier(c.name))
         select.append(value)
         if c.name in kind.label_columns:
@@ -173,10 +163,11 @@ def _insert_raw(conn: psycopg.Connection, contract: Contract, landing: sql.Compo
             for k, v in contract.totals.when.items())))
     return conn.execute(sql.SQL(
         "insert into raw.{table} ({target}) select {select} from {landing} as l {joins} "
-        "where l.source_row_number <> all(%s)").format(
+        "where not exists (select from {failures} as f "
+        "where f.source_row_number = l.source_row_number)").format(
             table=sql.Identifier(kind.raw_table), target=sql.SQL(", ").join(target),
-            select=sql.SQL(", ").join(select), landing=landing,
-            joins=sql.SQL(" ").join(joins)), [excluded]).rowcount
+            select=sql.SQL(", ").join(select), landing=landing, failures=FAILURES,
+            joins=sql.SQL(" ").join(joins))).rowcount
 
 
 def reconcile_totals(conn: psycopg.Connection, contract: Contract, batch_id: str
@@ -215,79 +206,166 @@ def reconcile_totals(conn: psycopg.Connection, contract: Contract, batch_id: str
     return out
 
 
-def load_batch(settings: Settings, contract: Contract, batch_id: str,
-               failures: list[RuleFailure]) -> BatchResult:
-    landing = sql.Identifier("raw", contract.landing_table)
-    with psycopg.connect(settings.url("loader")) as conn, conn.transaction():
-        batch = conn.execute(
-            "select file_name, status, rows_read from ops.batches where batch_id = %s for update",
-            [batch_id]).fetchone()
-        if batch is None or batch[1] != "landed":
-            raise IngestError(f"batch {batch_id} is not waiting in landing (status: "
-                              f"{batch[1] if batch else 'unknown'})", batch_id)
-        file_name, _, rows_read = batch
-        in_landing = conn.execute(sql.SQL(
-            "select count(*), count(*) filter (where batch_id <> %s) from {}").format(landing),
-            [batch_id]).fetchone()
-        if in_landing[1] or in_landing[0] != rows_read:
-            raise IngestError(f"landing table for {contract.name} no longer holds batch "
-                              f"{batch_id} alone: another run replaced it; re-run this file",
-                              batch_id)
-        # times without an offset are in the source's time zone
-        conn.execute("select set_config('timezone', %s, true)", [contract.file.timezone])
-        failures = _identifying(conn, landing, contract, failures)
-        failures = _declared(conn, landing, failures)
-        reasons = _row_reasons(failures)
-        locations = _locations(conn, landing, sorted({r for f in failures for r in f.rows}))
-        unlocated = [f for f in failures if not f.rows]
-        reject_all = bool(failures) and (contract.on_row_failure == "reject_batch"
-                                         or bool(unlocated))
-        if reject_all:
-            why = "batch rejected: " + ("; ".join(f"{f.rule} on {f.column}" for f in failures))
-            default_reason = [{"column": None, "rule": "batch_rejected", "message": why}]
+def _failures(conn: psycopg.Connection, batch_rules: list[Rule],
+              labels: dict[str, str]) -> list[RuleFailure]:
+    """The failures the rule pass found, per (rule, column): exact count, first rows, message."""
+    messages = {(r.rule, r.column): r.message for r in batch_rules}
+    out = []
+    for rule, column, count, examples in conn.execute(sql.SQL("""
+            with f as (select distinct source_row_number, rule, column_name from {failures}),
+            ex as (select *, row_number() over (partition by rule, column_name
+                                                order by source_row_number) as k from f)
+            select rule, column_name, count(*),
+                   array_agg(source_row_number order by source_row_number)
+                       filter (where k <= %s)
+            from ex group by rule, column_name
+            order by min(source_row_number), rule, column_name""").format(failures=FAILURES),
+            [MAX_ROWS_IN_MESSAGE]):
+        if rule == "no_formula":
+            message = (f"{labels.get(column, column)!r} starts like a spreadsheet formula "
+                       f"(=, +, -, @): never loaded (the value is masked)")
+        elif rule.startswith("pii_"):
+            message = (f"{labels.get(column, column)!r} holds "
+                       f"{rule.removeprefix('pii_').replace('_', ' ')}: identifying data is "
+                       f"never loaded (the value is masked)")
         else:
-            default_reason = None
-        quarantined = conn.execute(sql.SQL("""
-            insert into quarantine.rows (batch_id, source_name, source_row_number, reasons, record)
-            select l.batch_id, %(source)s, l.source_row_number,
-                   coalesce(r.reasons, %(default)s::jsonb),
-                   jsonb_strip_nulls(to_jsonb(l) - 'batch_id' - 'source_row_number'
-                                     - 'declared_from' - 'declared_before')
-            from {landing} as l
-            left join jsonb_to_recordset(%(reasons)s::jsonb) as r(row bigint, reasons jsonb)
-                on r.row = l.source_row_number
-            where r.row is not null or %(reject_all)s
-            """).format(landing=landing), {
-                "source": contract.name,
-                "default": Jsonb(default_reason) if default_reason else None,
-                "reasons": json.dumps([{"row": k, "reasons": v} for k, v in reasons.items()]),
-                "reject_all": reject_all}).rowcount
-        loaded, warnings = 0, []
-        if not reject_all:
-            loaded = _insert_raw(conn, contract, landing, list(reasons))
-            warnings = reconcile_totals(conn, contract, batch_id)
-        if rows_read == 0:
-            warnings.append(RuleFailure("has_data_rows", None,
-                                        "the file has a header but no data rows"))
-        status = ("rejected" if reject_all else "quarantined" if quarantined
-                  else "loaded_with_warnings" if warnings else "loaded")
-        message = (describe_failures(file_name, failures, locations) if failures
-                   else f"{file_name}: {loaded} rows loaded")
-        if warnings:
-            locations.update(_locations(conn, landing, [r for w in warnings for r in w.rows]))
-            message += "\n" + describe_failures(file_name, warnings, locations)
-        for severity, issues in (("error", failures), ("warning", warnings)):
-            for f in issues:
-                rows = [locations.get(r, (r, None))[0] for r in f.rows[:MAX_ROWS_IN_MESSAGE]]
-                conn.execute(
-                    "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
-                    "example_rows, severity, message) values (%s, %s, %s, %s, %s, %s, %s)",
-                    [batch_id, f.rule, f.column, len(f.rows), rows, severity, f.message])
+            message = messages.get((rule, column), rule)
+        out.append(RuleFailure(rule, column, message, list(examples), count))
+    return out
+
+
+def _reason_messages(conn: psycopg.Connection, failures: list[RuleFailure]) -> None:
+    conn.execute("create temporary table gate_messages (rule text, column_name text, "
+                 "message text) on commit drop")
+    with conn.cursor().copy("copy gate_messages from stdin") as copy:
+        for f in failures:
+            copy.write_row([f.rule, f.column, f.message])
+
+
+def load_batch(settings: Settings, contract: Contract, batch_id: str,
+               gx_counts: list[tuple[str, str | None, int]] | None,
+               batch_rules: list[Rule]) -> BatchResult:
+    """Set aside every failing row and load the others, in one transaction; or, if that
+    cannot be done, reject the batch whole and empty its landing table (never half a batch,
+    never a value in the message). ``gx_counts``: what GX counted per rule (None when GX
+    could not count: the batch is rejected, fail closed)."""
+    landing = landing_table(contract)
+    with psycopg.connect(settings.url("loader")) as conn:
+        try:
+            with conn.transaction():
+                return _load(conn, contract, batch_id, landing, gx_counts, batch_rules)
+        except IngestError:
+            raise
+        except Exception as e:
+            # the error's text is not repeated: a server's message may quote a value
+            state = getattr(getattr(e, "diag", None), "sqlstate", None)
+            why = (f"the load stopped ({type(e).__name__}"
+                   f"{f', SQLSTATE {state}' if state else ''}): nothing of the batch was "
+                   f"loaded (rule: load_completes); deliver the file again")
+            _fail_batch(conn, contract, batch_id, "load_completes", why)
+            raise IngestError(f"{contract.name}: batch {batch_id}: {why}", batch_id) from None
+
+
+def _fail_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, rule: str,
+                why: str) -> None:
+    conn.rollback()
+    with conn.transaction():
         conn.execute(
-            "update ops.batches set status = %s, rows_loaded = %s, rows_quarantined = %s, "
-            "message = %s, finished_at = %s where batch_id = %s",
-            [status, loaded, quarantined, message, datetime.now(UTC), batch_id])
-        conn.execute(sql.SQL("truncate {}").format(landing))
+            "update ops.batches set status = 'failed', rows_read = 0, rows_loaded = 0, "
+            "rows_quarantined = 0, message = %s, finished_at = %s where batch_id = %s",
+            [why, datetime.now(UTC), batch_id])
+        conn.execute(
+            "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
+            "example_rows, severity, message) values (%s, %s, null, 0, '{}', 'error', %s)",
+            [batch_id, rule, why])
+        conn.execute(sql.SQL("truncate {}").format(landing_table(contract)))
+
+
+def _load(conn: psycopg.Connection, contract: Contract, batch_id: str,
+          landing: sql.Composable, gx_counts: list[tuple[str, str | None, int]] | None,
+          batch_rules: list[Rule]) -> BatchResult:
+    batch = conn.execute(
+        "select file_name, status, rows_read from ops.batches where batch_id = %s for update",
+        [batch_id]).fetchone()
+    if batch is None or batch[1] != "landed":
+        raise IngestError(f"batch {batch_id} is not waiting in landing (status: "
+                          f"{batch[1] if batch else 'unknown'})", batch_id)
+    file_name, _, rows_read = batch
+    in_landing = conn.execute(sql.SQL(
+        "select count(*), count(*) filter (where batch_id <> %s) from {}").format(landing),
+        [batch_id]).fetchone()
+    if in_landing[1] or in_landing[0] != rows_read:
+        raise IngestError(f"landing table for {contract.name} no longer holds batch "
+                          f"{batch_id} alone: another run replaced it; re-run this file",
+                          batch_id)
+    # times without an offset are in the source's time zone
+    conn.execute("select set_config('timezone', %s, true)", [contract.file.timezone])
+    find_failures(conn, contract, landing, batch_rules)
+    failures = _declared(conn, landing, _failures(
+        conn, batch_rules, {c.name: c.label for c in contract.columns}))
+    if gx_counts is None:
+        disagree = ["GX could not count the rules of this batch"]
+    else:
+        disagree = compare(gx_counts, counted(conn))
+    if disagree:
+        failures.append(RuleFailure(
+            MISMATCH_RULE, None, "the gate's counts and the rows set aside differ, so the "
+            "batch is rejected whole (fail closed): " + "; ".join(disagree), [], 0))
+    _reason_messages(conn, failures)
+    reject_all = bool(disagree) or (bool(failures) and contract.on_row_failure == "reject_batch")
+    default_reason = None
+    if reject_all:
+        why = "batch rejected: " + "; ".join(
+            f"{f.rule}{f' on {f.column}' if f.column else ''}" for f in failures)
+        default_reason = [{"column": None, "rule": "batch_rejected", "message": why}]
+    quarantined = conn.execute(sql.SQL("""
+        insert into quarantine.rows (batch_id, source_name, source_row_number, reasons, record)
+        select l.batch_id, %(source)s, l.source_row_number,
+               coalesce(r.reasons, %(default)s::jsonb),
+               jsonb_strip_nulls(to_jsonb(l) - 'batch_id' - 'source_row_number'
+                                 - 'declared_from' - 'declared_before')
+        from {landing} as l
+        left join (
+            select f.source_row_number,
+                   jsonb_agg(jsonb_build_object('column', f.column_name, 'rule', f.rule,
+                                                'message', m.message)
+                             order by f.rule, f.column_name) as reasons
+            from {failures} as f
+            join gate_messages as m
+                on m.rule = f.rule and m.column_name is not distinct from f.column_name
+            group by f.source_row_number) as r on r.source_row_number = l.source_row_number
+        where r.source_row_number is not null or %(reject_all)s
+        """).format(landing=landing, failures=FAILURES), {
+            "source": contract.name,
+            "default": Jsonb(default_reason) if default_reason else None,
+            "reject_all": reject_all}).rowcount
+    loaded, warnings = 0, []
+    if not reject_all:
+        loaded = _insert_raw(conn, contract, landing)
+        warnings = reconcile_totals(conn, contract, batch_id)
+    if rows_read == 0:
+        warnings.append(RuleFailure("has_data_rows", None,
+                                    "the file has a header but no data rows"))
+    status = ("rejected" if reject_all else "quarantined" if quarantined
+              else "loaded_with_warnings" if warnings else "loaded")
+    locations = _locations(conn, landing, sorted(
+        {r for f in [*failures, *warnings] for r in f.rows}))
+    message = (describe_failures(file_name, failures, locations) if failures
+               else f"{file_name}: {loaded} rows loaded")
+    if warnings:
+        message += "\n" + describe_failures(file_name, warnings, locations)
+    for severity, issues in (("error", failures), ("warning", warnings)):
+        for f in issues:
+            rows = [locations.get(r, (r, None))[0] for r in f.rows[:MAX_ROWS_IN_MESSAGE]]
+            conn.execute(
+                "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
+                "example_rows, severity, message) values (%s, %s, %s, %s, %s, %s, %s)",
+                [batch_id, f.rule, f.column, f.row_count, rows, severity, f.message])
+    conn.execute(
+        "update ops.batches set status = %s, rows_loaded = %s, rows_quarantined = %s, "
+        "message = %s, finished_at = %s where batch_id = %s",
+        [status, loaded, quarantined, message, datetime.now(UTC), batch_id])
+    conn.execute(sql.SQL("truncate {}").format(landing))
     return BatchResult(batch_id, status, rows_read, loaded, quarantined, message)
 
 
@@ -296,20 +374,32 @@ def validate_and_load(settings: Settings, contract: Contract, batch_id: str,
     """GX gate + load. Raises ValidationFailed (after committing quarantine) if rules broke.
     ``holder``: the connection that already holds the batch (``ingest_file``), else one of
     its own takes it."""
-    from safeguard.ingest.validate import run_gate
+    from safeguard.ingest.validate import GateError, run_gate
     from safeguard.runs import BATCH, hold
 
+    timings: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         if holder is None:
             holder = stack.enter_context(
                 psycopg.connect(settings.url("loader"), autocommit=True))
             hold(holder, BATCH, batch_id)  # a competing run sees this batch is being worked on
-        failures = run_gate(settings, contract)
-        result = load_batch(settings, contract, batch_id, failures)
-    if failures:
+        t = time.perf_counter()
+        batch_rules = rules(contract)
+        try:
+            gx_counts: list[tuple[str, str | None, int]] | None = run_gate(
+                settings, contract, batch_rules)
+        except GateError:
+            gx_counts = None
+        timings["GX gate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        result = load_batch(settings, contract, batch_id, gx_counts, batch_rules)
+        timings["rules + load"] = time.perf_counter() - t
+    result = dataclasses.replace(result, timings=timings)
+    if result.status in ("rejected", "quarantined"):
         raise ValidationFailed(
             f"{contract.name}: batch {batch_id} {result.status}: {result.rows_quarantined} of "
             f"{result.rows_read} rows quarantined, {result.rows_loaded} loaded.\n"
             f"{result.message}\nThe rows and reasons are in quarantine.rows "
-            f"(batch_id = '{batch_id}'); fix the file and deliver it again.", batch_id)
+            f"(batch_id = '{batch_id}'); fix the file and deliver it again.", batch_id,
+            result)
     return result

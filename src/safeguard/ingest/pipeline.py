@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 
 import psycopg
 
 from safeguard.config import Settings
 from safeguard.contracts import Contract
+from safeguard.ingest.errors import IngestError
 from safeguard.ingest.landing import land_file
 from safeguard.ingest.load import BatchResult, validate_and_load
 
@@ -18,10 +21,25 @@ def ingest_file(settings: Settings, contract: Contract, path: Path,
     waits while another batch of the source is in landing (see ``landing._open_batch``).
     One connection holds the batch from landing to loading, so if this process dies in
     between, the next run of the source takes over at once (``landing._release_abandoned``)."""
+    # GX takes seconds to import: let it do so while the file is read
+    warm = threading.Thread(target=_import_gx, daemon=True)
+    warm.start()
     with psycopg.connect(settings.url("loader"), autocommit=True) as holder:
         landed = land_file(settings, contract, path, run_by, hold_with=holder)
         if landed.duplicate_of:
             return BatchResult(landed.batch_id, "duplicate", 0, 0, 0,
-                               f"{path.name}: same content as batch {landed.duplicate_of}; "
-                               "not loaded again")
-        return validate_and_load(settings, contract, landed.batch_id, holder)
+                               f"{landed.file_name}: same content as batch "
+                               f"{landed.duplicate_of}; not loaded again")
+        warm.join()
+        try:
+            result = validate_and_load(settings, contract, landed.batch_id, holder)
+        except IngestError as e:
+            if e.result is not None:
+                e.result = dataclasses.replace(
+                    e.result, timings={**landed.timings, **e.result.timings})
+            raise
+        return dataclasses.replace(result, timings={**landed.timings, **result.timings})
+
+
+def _import_gx() -> None:
+    import great_expectations  # noqa: F401

@@ -56,17 +56,27 @@ LINEAGE = ("batch_id", "source_row_number", "source_row", "source_column", "pii_
 #: (column defaults, so COPY sends nothing for them); null when the name declares none
 DECLARED = ("declared_from", "declared_before")
 
+#: the loader's own schema for batches being checked (see infra/sql/02_warehouse.sql)
+LANDING_SCHEMA = "landing"
 
-def recreate_landing_table(conn: psycopg.Connection, contract: Contract,
+
+def landing_table(contract: Contract) -> sql.Composable:
+    return sql.Identifier(LANDING_SCHEMA, contract.landing_table)
+
+
+def recreate_landing_table(conn: psycopg.Connection, contract: Contract, batch_id: str,
                            declared: DeclaredPeriod | None = None) -> None:
-    """Landing holds one batch at a time, as delivered (text), for GX to check in place."""
-    cols = [sql.SQL("batch_id uuid not null"), sql.SQL("source_row_number bigint not null"),
+    """Landing holds one batch at a time, for GX and the rules to check in place: each value
+    as admitted (as delivered when it conforms to its column, a marker otherwise; see
+    ``admit``), as text. Unlogged: it is never replayed from the WAL, and a crash empties it."""
+    bounds = (declared.start, declared.end) if declared else (None, None)
+    cols = [sql.SQL("batch_id uuid not null default {}").format(sql.Literal(batch_id)),
+            sql.SQL("source_row_number bigint not null"),
             sql.SQL("source_row bigint not null"), sql.SQL("source_column text"),
             sql.SQL("pii_findings text")]
-    bounds = (declared.start, declared.end) if declared else (None, None)
     cols += [sql.SQL("{} date default {}").format(sql.Identifier(name), sql.Literal(bound))
              for name, bound in zip(DECLARED, bounds, strict=True)]
     cols += [sql.SQL("{} text").format(sql.Identifier(c)) for c in contract.kind.types]
-    table = sql.Identifier("raw", contract.landing_table)
+    table = landing_table(contract)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     conn.execute(sql.SQL("create unlogged table {} ({})").format(table, sql.SQL(", ").join(cols)))

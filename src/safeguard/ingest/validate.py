@@ -1,43 +1,84 @@
-"""Stage 2: the Great Expectations gate on a landed batch.
+"""Stage 2: the rules of a landed batch, and the Great Expectations gate that counts them.
 
-The suite is derived from the contract (one suite and one checkpoint per source, kept in the
-file context under ``expectations/gx``), so the rules a data engineer reads in the contract are
-the rules GX runs. Failures are turned into row-level reasons: every expectation reports the
-``source_row_number`` of each failing row (``unexpected_index_column_names``).
+Every rule is derived from the contract (``rules``), once, with two readings of it:
+
+- **GX** runs the rule as an expectation on the landing table (the source's suite, kept in git
+  under ``expectations/gx`` and run in an ephemeral context, so a run writes nothing to disk),
+  and reports how many rows fail it. Column rules use GX's own expectations (regex, value set,
+  not null), so GX counts them by its own SQL, not ours.
+- **The rule pass** (``find_failures``) selects the failing rows set-based, in one scan of the
+  landing table for all row rules (plus one for the grain), into a temporary table.
+
+The load sets aside exactly the rows the rule pass selected, and only after checking, rule by
+rule, that their number equals GX's count (``compare``): no list in a validation result is
+trusted to be complete (GX's lists are samples), and any difference rejects the batch. GX's
+results hold counts only: ``partial_unexpected_count`` is 0 and the row queries select the
+record number alone.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from safeguard.config import Settings
 from safeguard.contracts import Contract
 from safeguard.contracts.predicates import (
     MONTH_RE,
-    TYPED,
     as_month,
     as_number,
     ident,
     literal,
     valid_date,
 )
+from safeguard.contracts.predicates import TYPED as _TYPED
 
 ROW_KEY = "source_row_number"
 #: a row whose year or month lies outside the period its file's name declares
 PERIOD_RULE = "period_within_declared_range"
+#: the rule of identifying data found (and masked) in a row; broken down as pii_<kind>
+PII_RULE = "no_identifying_data"
+#: GX and the rule pass disagreed on a rule's count: the batch is rejected (fail closed)
+MISMATCH_RULE = "gate_counts_agree"
 DATASOURCE = "warehouse_landing"
+#: what GX returns per expectation: counts, never values or rows
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0,
+                 "include_unexpected_rows": False, "return_unexpected_index_query": False}
 
 
 @dataclass
 class RuleFailure:
+    """A rule some rows of a batch broke: ``count`` rows, of which ``rows`` are examples
+    (record numbers, at most a few: the full set is in the rule pass's table)."""
+
     rule: str
     column: str | None
     message: str
     rows: list[int] = field(default_factory=list)
+    count: int | None = None
+
+    @property
+    def row_count(self) -> int:
+        return self.count if self.count is not None else len(self.rows)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: the SQL that selects the failing rows of the landing table (``where``; None
+    for the grain, which the rule pass selects with a window) and GX's expectation of it."""
+
+    rule: str
+    column: str | None
+    message: str
+    where: str | None
+    expectation: Callable[[], Any]
 
 
 def _code_of(column) -> str:
@@ -48,46 +89,55 @@ def _code_of(column) -> str:
     return f"(case {ident(column.name)} {whens} end)"
 
 
-def _expectations(contract: Contract) -> list[Any]:
+def _in_set(col: str, values: list[str]) -> str:
+    return f"{col} = any(array[{', '.join(literal(v) for v in values)}]::text[])"
+
+
+def rules(contract: Contract) -> list[Rule]:
+    """The contract's rules, in the order they are reported."""
     import great_expectations as gx
 
     E = gx.expectations
-    out: list[Any] = []
+    out: list[Rule] = []
 
-    def meta(rule: str, message: str, column: str | None = None) -> dict[str, str]:
+    def meta(rule: str, message: str, column: str | None) -> dict[str, str]:
         m = {"rule": rule, "message": message}
         return {**m, "column": column} if column else m
 
-    def failing_rows(rule: str, column: str, where: str, message: str) -> None:
-        out.append(E.UnexpectedRowsExpectation(
-            unexpected_rows_query=f"select * from {{batch}} where {where}",
-            description=message, meta=meta(rule, message, column)))
+    def add(rule: str, column: str | None, message: str, where: str | None,
+            expectation: Callable[[dict[str, str]], Any]) -> None:
+        m = meta(rule, message, column)
+        out.append(Rule(rule, column, message, where, lambda: expectation(m)))
+
+    def failing_rows(rule: str, column: str | None, where: str, message: str) -> None:
+        add(rule, column, message, where, lambda m: E.UnexpectedRowsExpectation(
+            unexpected_rows_query=f"select {ROW_KEY} from {{batch}} where {where}",
+            description=message, meta=m))
+
+    def regex(rule: str, column: str, pattern: str, message: str) -> None:
+        col = ident(column)
+        add(rule, column, message, f"{col} is not null and {col} !~ {literal(pattern)}",
+            lambda m: E.ExpectColumnValuesToMatchRegex(column=column, regex=pattern, meta=m))
 
     for c in contract.columns:
         col, label = ident(c.name), repr(c.label)
         if c.required:
-            out.append(E.ExpectColumnValuesToNotBeNull(
-                column=c.name, meta=meta("required", f"{label} must not be empty")))
+            add("required", c.name, f"{label} must not be empty", f"{col} is null",
+                lambda m, n=c.name: E.ExpectColumnValuesToNotBeNull(column=n, meta=m))
         if c.type == "count":
-            out.append(E.ExpectColumnValuesToMatchRegex(
-                column=c.name, regex=r"^[0-9]{1,15}$",
-                meta=meta("count_is_whole_non_negative",
-                          f"{label} must be a whole number, 0 or more")))
+            regex("count_is_whole_non_negative", c.name, r"^[0-9]{1,15}$",
+                  f"{label} must be a whole number, 0 or more")
         elif c.type == "year":
-            out.append(E.ExpectColumnValuesToMatchRegex(
-                column=c.name, regex=r"^[0-9]{4}$",
-                meta=meta("year_is_four_digits", f"{label} must be a year like 2020")))
+            regex("year_is_four_digits", c.name, r"^[0-9]{4}$",
+                  f"{label} must be a year like 2020")
             failing_rows("not_in_future", c.name,
                          f"{as_number(col)} > extract(year from current_date)",
                          f"{label} must not be a year still to come")
         elif c.type == "integer":
-            out.append(E.ExpectColumnValuesToMatchRegex(
-                column=c.name, regex=r"^-?[0-9]{1,9}$",
-                meta=meta("integer_is_whole", f"{label} must be a whole number")))
+            regex("integer_is_whole", c.name, r"^-?[0-9]{1,9}$",
+                  f"{label} must be a whole number")
         elif c.type == "month":
-            out.append(E.ExpectColumnValuesToMatchRegex(
-                column=c.name, regex=MONTH_RE,
-                meta=meta("valid_month", f"{label} must be a month like 2020-03")))
+            regex("valid_month", c.name, MONTH_RE, f"{label} must be a month like 2020-03")
         elif c.type in ("date", "timestamp"):
             with_time = c.type == "timestamp"
             example = "2020-03-14T09:30:00Z" if with_time else "2020-03-14"
@@ -96,11 +146,12 @@ def _expectations(contract: Contract) -> list[Any]:
                          f"{label} must be a real {c.type.replace('timestamp', 'date and time')}"
                          f" in ISO 8601, like {example}")
         elif c.type in ("category", "country", "boolean"):
-            out.append(E.ExpectColumnValuesToBeInSet(
-                column=c.name, value_set=sorted(c.values),
-                meta=meta("known_category",
-                          f"{label} must be one of the contract's values "
-                          f"{_shown(sorted(c.values))}")))
+            values = sorted(c.values)
+            add("known_category", c.name,
+                f"{label} must be one of the contract's values {_shown(values)}",
+                f"{col} is not null and not {_in_set(col, values)}",
+                lambda m, n=c.name, v=values: E.ExpectColumnValuesToBeInSet(
+                    column=n, value_set=v, meta=m))
         elif c.type == "category_list":
             labels = ", ".join(literal(v) for v in sorted(c.values))
             failing_rows("known_categories", c.name,
@@ -109,8 +160,8 @@ def _expectations(contract: Contract) -> list[Any]:
                          f"({labels}))",
                          f"{label} must list values from {_shown(sorted(c.values))}, "
                          f"separated by {c.separator!r}")
-        if (c.min is not None or c.max is not None) and c.type in TYPED:
-            typed, bound_type = TYPED[c.type]
+        if (c.min is not None or c.max is not None) and c.type in _TYPED:
+            typed, bound_type = _TYPED[c.type]
             bounds = []
             if c.min is not None:
                 bounds.append(f"{typed(col)} < {literal(c.min)}::{bound_type}")
@@ -125,7 +176,7 @@ def _expectations(contract: Contract) -> list[Any]:
                 bound = f"{c.max} or less" if c.type in ("count", "integer") \
                     else f"{c.max} or earlier"
             rule = "year_in_range" if c.type == "year" else "in_range"
-            failing_rows(rule, c.name, " or ".join(bounds), f"{label} must be {bound}")
+            failing_rows(rule, c.name, f"({' or '.join(bounds)})", f"{label} must be {bound}")
         if c.type in ("year", "month"):
             # the period the file's name declares (landing's declared_from/_before, null
             # when the name declares none): a row outside it was filed in the wrong delivery
@@ -139,9 +190,9 @@ def _expectations(contract: Contract) -> list[Any]:
                            f"{m} >= declared_before")
             failing_rows(PERIOD_RULE, c.name, f"declared_from is not null and ({outside})",
                          f"{label} must lie within the period the file's name declares")
-    out.append(E.ExpectColumnValuesToBeNull(
-        column="pii_findings", meta=meta(
-            "no_identifying_data", "a value identifies a person: masked, row quarantined")))
+    add(PII_RULE, None, "a value identifies a person: masked, row quarantined",
+        "pii_findings is not null",
+        lambda m: E.ExpectColumnValuesToBeNull(column="pii_findings", meta=m))
     columns = {c.name: c for c in contract.columns}
     for r in contract.kind.row_rules:
         if r.column not in columns:
@@ -149,21 +200,121 @@ def _expectations(contract: Contract) -> list[Any]:
         where = re.sub(r"code\((\w+)\)",
                        lambda m: _code_of(columns[m.group(1)]) if m.group(1) in columns
                        else "null", r.where)
-        failing_rows(r.rule, r.column, where, r.message)
+        failing_rows(r.rule, r.column, f"({where})", r.message)
     # one row per grain; a window count names every row of a repeated key (GX's compound
     # uniqueness does not say which rows on PostgreSQL)
     keys = ", ".join(ident(g) for g in contract.grain)
-    failing_rows("unique_grain", " x ".join(contract.grain),
-                 f"source_row_number in (select source_row_number from (select "
-                 f"source_row_number, count(*) over (partition by {keys}) as copies "
-                 f"from {{batch}}) as k where copies > 1)",
-                 f"one row per {' x '.join(contract.grain)}")
+    grain = " x ".join(contract.grain)
+    message = f"one row per {grain}"
+    add("unique_grain", grain, message, None, lambda m: E.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            f"select {ROW_KEY} from (select {ROW_KEY}, count(*) over (partition by {keys}) "
+            f"as copies from {{batch}}) as k where copies > 1"),
+        description=message, meta=m))
     return out
+
+
+def _expectations(contract: Contract) -> list[Any]:
+    return [r.expectation() for r in rules(contract)]
 
 
 def _shown(values: list[str], limit: int = 12) -> str:
     more = f" and {len(values) - limit} more" if len(values) > limit else ""
     return f"{values[:limit]}{more}"
+
+
+# --- the rule pass: every failing row, set-based ------------------------------------------
+
+#: the rule pass's table: one row per (record, rule, column) that failed; dropped at commit
+FAILURES = sql.Identifier("pg_temp", "gate_failures")
+
+
+def find_failures(conn: psycopg.Connection, contract: Contract, landing: sql.Composable,
+                  batch_rules: list[Rule]) -> None:
+    """Fill ``pg_temp.gate_failures`` with every failing (record, rule, column) of the batch:
+    one scan for the row rules, one for the grain, one for the identifying data found."""
+    conn.execute(sql.SQL(
+        "create temporary table {} (source_row_number bigint not null, rule text not null, "
+        "column_name text) on commit drop").format(FAILURES))
+    row_rules = [(i, r) for i, r in enumerate(batch_rules)
+                 if r.where is not None and r.rule != PII_RULE]
+    if row_rules:
+        cases = ", ".join(f"case when {r.where} then {i} end" for i, r in row_rules)
+        names = ", ".join(f"({i}, {literal(r.rule)}, {literal(r.column) if r.column else 'null'})"
+                          for i, r in row_rules)
+        conn.execute(sql.SQL(
+            "insert into {failures} select l.source_row_number, r.rule, r.column_name "
+            "from {landing} as l cross join lateral unnest(array[" + _braces(cases) +
+            "]::int[]) as f(i) join (values " + _braces(names) +
+            ") as r(i, rule, column_name) on r.i = f.i").format(
+                failures=FAILURES, landing=landing))
+    keys = sql.SQL(", ").join(map(sql.Identifier, contract.grain))
+    conn.execute(sql.SQL(
+        "insert into {failures} select source_row_number, 'unique_grain', {grain} from ("
+        "select source_row_number, count(*) over (partition by {keys}) as copies from "
+        "{landing}) as k where copies > 1").format(
+            failures=FAILURES, landing=landing, keys=keys,
+            grain=sql.Literal(" x ".join(contract.grain))))
+    # identifying data, per column and kind, as the reader noted it ("column:kind+kind; ...")
+    conn.execute(sql.SQL(
+        "insert into {failures} select l.source_row_number, case k.kind when 'formula' then "
+        "'no_formula' else 'pii_' || k.kind end, split_part(item.v, ':', 1) from {landing} "
+        "as l cross join lateral string_to_table(l.pii_findings, '; ') as item(v) "
+        "cross join lateral string_to_table(split_part(item.v, ':', 2), '+') as k(kind) "
+        "where l.pii_findings is not null").format(failures=FAILURES, landing=landing))
+    conn.execute(sql.SQL("analyze {}").format(FAILURES))
+
+
+def _braces(text: str) -> str:
+    """SQL text inside psycopg's ``sql.SQL`` format string: braces doubled."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def counted(conn: psycopg.Connection) -> dict[tuple[str, str | None], int]:
+    """Rows set aside per (rule, column); identifying data also as PII_RULE (rows with any)."""
+    out = {(rule, column): n for rule, column, n in conn.execute(sql.SQL(
+        "select rule, column_name, count(distinct source_row_number) from {} "
+        "group by 1, 2").format(FAILURES))}
+    out[(PII_RULE, None)] = conn.execute(sql.SQL(
+        "select count(distinct source_row_number) from {} where rule like 'pii\\_%%' "
+        "or rule = 'no_formula'").format(FAILURES)).fetchone()[0]
+    return out
+
+
+def compare(gx_counts: list[tuple[str, str | None, int]],
+            sql_counts: dict[tuple[str, str | None], int]) -> list[str]:
+    """Each rule as GX counted it against the rows set aside under it; the differences."""
+    return [f"rule {rule}{f' on {column}' if column else ''}: GX counted {n:,} failing rows, "
+            f"{sql_counts.get((rule, column), 0):,} were set aside"
+            for rule, column, n in gx_counts if sql_counts.get((rule, column), 0) != n]
+
+
+# --- GX ------------------------------------------------------------------------------------
+
+def gx_project_dir(settings: Settings, contract: Contract) -> Path:
+    """Suites of the bundled contracts live in git (``expectations/gx``), reviewed like code;
+    a contract kept elsewhere (SAFEGUARD_CONTRACTS_DIR, a test) has its suite only in the
+    ephemeral context of its runs."""
+    return settings.root / "expectations"
+
+
+def gx_context(settings: Settings, contract: Contract | None = None):
+    """The committed file context (suites and checkpoints as code); runs do not use it."""
+    import great_expectations as gx
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ["SAFEGUARD_GX_LANDING_URL"] = settings.url("loader", driver="postgresql+psycopg2")
+    root = settings.root / "expectations"
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    context.variables.progress_bars = {"globally": False}
+    return context
+
+
+def suite_of(contract: Contract):
+    import great_expectations as gx
+
+    return gx.ExpectationSuite(name=contract.name, expectations=_expectations(contract),
+                               meta={"generated_from": f"contracts/{contract.path.name}"})
 
 
 def _rules(suite: Any) -> list[dict[str, Any]]:
@@ -176,86 +327,103 @@ def _rules(suite: Any) -> list[dict[str, Any]]:
     return sorted(out, key=repr)
 
 
-def gx_project_dir(settings: Settings, contract: Contract) -> Path:
-    """Suites of the bundled contracts live in git (``expectations/gx``), reviewed like code;
-    a contract kept elsewhere (SAFEGUARD_CONTRACTS_DIR, a test) gets a context under the home,
-    so running it never edits the checkout."""
-    bundled = (settings.root / "contracts").resolve()
-    if contract.path.resolve().is_relative_to(bundled):
-        return settings.root / "expectations"
-    return settings.home / "expectations"
-
-
-def gx_context(settings: Settings, contract: Contract):
+def sync_suite(settings: Settings, contract: Contract) -> bool:
+    """Write the contract's suite, validation definition and checkpoint into the committed
+    context (``safeguard gx sync``); True when something changed."""
     import great_expectations as gx
 
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ["SAFEGUARD_GX_LANDING_URL"] = settings.url("loader", driver="postgresql+psycopg2")
-    root = gx_project_dir(settings, contract)
-    root.mkdir(parents=True, exist_ok=True)
-    context = gx.get_context(mode="file", project_root_dir=str(root))
-    context.variables.progress_bars = {"globally": False}  # non-interactive runs: no bars
-    return context
+    from safeguard.ingest.tables import LANDING_SCHEMA
 
-
-def sync_checkpoint(settings: Settings, contract: Contract):
-    """Get-or-update the datasource, asset, suite, validation definition and checkpoint."""
-    import great_expectations as gx
-
-    context = gx_context(settings, contract)
+    _ensure_landing_table(settings, contract)  # GX checks an asset's table exists
+    context = gx_context(settings)
     try:
         ds = context.data_sources.get(DATASOURCE)
     except (KeyError, ValueError):
         ds = context.data_sources.add_postgres(
             name=DATASOURCE, connection_string="${SAFEGUARD_GX_LANDING_URL}")
-    asset_name = contract.landing_table
-    if asset_name in ds.get_asset_names():
-        asset = ds.get_asset(asset_name)
+    name = contract.landing_table
+    if name in ds.get_asset_names():
+        asset = ds.get_asset(name)
+        if getattr(asset, "schema_name", LANDING_SCHEMA) != LANDING_SCHEMA:
+            ds.delete_asset(name)
+            asset = ds.add_table_asset(name=name, table_name=name, schema_name=LANDING_SCHEMA)
     else:
-        asset = ds.add_table_asset(name=asset_name, table_name=asset_name, schema_name="raw")
+        asset = ds.add_table_asset(name=name, table_name=name, schema_name=LANDING_SCHEMA)
     try:
         batch_def = asset.get_batch_definition("whole_batch")
     except (KeyError, ValueError):
         batch_def = asset.add_batch_definition_whole_table("whole_batch")
-    wanted = gx.ExpectationSuite(name=contract.name, expectations=_expectations(contract),
-                                 meta={"generated_from": f"contracts/{contract.path.name}"})
+    wanted = suite_of(contract)
+    changed = True
     try:
-        suite = context.suites.get(contract.name)
-        if _rules(suite) != _rules(wanted):
-            suite = context.suites.add_or_update(wanted)
-    except Exception:  # not there yet (GX raises its own not-found errors)
-        suite = context.suites.add_or_update(wanted)
+        current = context.suites.get(contract.name)
+        changed = _rules(current) != _rules(wanted)
+    except gx.exceptions.DataContextError:
+        pass
+    suite = context.suites.add_or_update(wanted) if changed else context.suites.get(
+        contract.name)
     vd = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=f"{contract.name}__landing", data=batch_def, suite=suite))
-    return context.checkpoints.add_or_update(gx.Checkpoint(
+    context.checkpoints.add_or_update(gx.Checkpoint(
         name=f"{contract.name}__landing", validation_definitions=[vd],
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_KEY],
-                       "return_unexpected_index_query": False}))
+        result_format=RESULT_FORMAT))
+    return changed
 
 
-def _rows_of(result: dict[str, Any]) -> list[int]:
-    rows: list[int] = []
-    for item in result.get("unexpected_index_list") or []:
-        if isinstance(item, dict) and ROW_KEY in item:
-            rows.append(int(item[ROW_KEY]))
-    for item in (result.get("details") or {}).get("unexpected_rows") or []:
-        if isinstance(item, dict) and ROW_KEY in item:
-            rows.append(int(item[ROW_KEY]))
-    return sorted(set(rows))
+def _ensure_landing_table(settings: Settings, contract: Contract) -> None:
+    from safeguard.ingest.tables import landing_table, recreate_landing_table
+
+    with psycopg.connect(settings.url("loader")) as conn:
+        exists = conn.execute("select to_regclass(%s)", [
+            landing_table(contract).as_string(conn)]).fetchone()[0]
+        if not exists:
+            recreate_landing_table(conn, contract, "00000000-0000-0000-0000-000000000000")
 
 
-def run_gate(settings: Settings, contract: Contract) -> list[RuleFailure]:
-    """Run the checkpoint on the landing table; return the failed rules with their rows."""
-    checkpoint = sync_checkpoint(settings, contract)
-    result = checkpoint.run()
-    failures: list[RuleFailure] = []
-    for run_result in result.run_results.values():
-        for r in run_result.results:
-            if r.success:
-                continue
-            cfg = r.expectation_config
-            m = cfg.meta or {}
-            failures.append(RuleFailure(
-                rule=m.get("rule", cfg.type), column=m.get("column", cfg.kwargs.get("column")),
-                message=m.get("message", cfg.type), rows=_rows_of(r.result or {})))
-    return failures
+def run_gate(settings: Settings, contract: Contract,
+             batch_rules: list[Rule] | None = None) -> list[tuple[str, str | None, int]]:
+    """GX on the landing table, in an ephemeral context (nothing written to disk): per rule,
+    (rule, column, rows GX counted failing it)."""
+    import great_expectations as gx
+
+    from safeguard.ingest.tables import LANDING_SCHEMA
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    ds = context.data_sources.add_postgres(
+        name=DATASOURCE, connection_string=settings.url("loader", driver="postgresql+psycopg2"))
+    asset = ds.add_table_asset(name=contract.landing_table, table_name=contract.landing_table,
+                               schema_name=LANDING_SCHEMA)
+    batch_def = asset.add_batch_definition_whole_table("whole_batch")
+    suite = context.suites.add(gx.ExpectationSuite(
+        name=contract.name,
+        expectations=[r.expectation() for r in (batch_rules or rules(contract))]))
+    vd = context.validation_definitions.add(gx.ValidationDefinition(
+        name=f"{contract.name}__landing", data=batch_def, suite=suite))
+    result = vd.run(result_format=RESULT_FORMAT)
+    counts: list[tuple[str, str | None, int]] = []
+    for r in result.results:
+        cfg = r.expectation_config
+        m = cfg.meta or {}
+        res = r.result or {}
+        if _raised(r.exception_info):
+            raise GateError(f"GX could not evaluate rule {m.get('rule', cfg.type)}")
+        n = res.get("unexpected_count", res.get("observed_value"))
+        if n is None and res.get("element_count") == 0:
+            n = 0  # an empty batch: GX has nothing to count
+        if not isinstance(n, int):
+            raise GateError(f"GX returned no count for rule {m.get('rule', cfg.type)}")
+        counts.append((m.get("rule", cfg.type), m.get("column"), n))
+    return counts
+
+
+def _raised(info: Any) -> bool:
+    """Whether a result's exception info (flat, or keyed by metric) says something raised."""
+    if not isinstance(info, dict):
+        return False
+    return bool(info.get("raised_exception")) or any(_raised(v) for v in info.values())
+
+
+class GateError(RuntimeError):
+    """GX did not count a rule: the batch cannot be judged and is rejected."""
