@@ -70,7 +70,8 @@ def test_identifying_values_are_caught_masked_and_never_stored(pipeline_done, wa
     by_rule = dict(warehouse.execute(
         "select rule, sum(row_count) from ops.batch_issues where batch_id = %s "
         "and (rule like 'pii_%%' or rule = 'no_formula') group by rule", [batch_id]).fetchall())
-    assert set(by_rule) == {rule for _, _, rule in PLANTED}
+    # the street address also holds a postcode, reported as a kind of its own
+    assert set(by_rule) == {rule for _, _, rule in PLANTED} | {"pii_postcode"}
 
     # quarantine keeps the row, masked: what was found, never what it said
     records = [r[0] for r in warehouse.execute(

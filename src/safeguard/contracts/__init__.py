@@ -156,6 +156,8 @@ def _column(path: Path, kind: Kind, name: str, spec: dict, seeds: Path,
     for label in values:
         if "{" in label or "}" in label:
             raise _fail(path, f"column {name!r}: label {label!r} may not contain braces")
+        if label.startswith("["):  # what the allow-list stores in place of a refused value
+            raise _fail(path, f"column {name!r}: label {label!r} may not start with '['")
     reference = kind.references.get(name)
     if typ in LABELLED_TYPES:
         if reference:

@@ -35,20 +35,36 @@ def valid_date(col: str, with_time: bool) -> str:
     return f"(case when {col} ~ '{pattern}' then {_day_exists(col)} else false end)"
 
 
+# Guarded casts: PostgreSQL 16's pg_input_is_valid() tries the input without raising, so a
+# malformed value becomes null here and never an error (whose text, and the server's log, would
+# quote it). What counts as well formed (ISO 8601 only, whole numbers only) is the allow-list's
+# to decide (``safeguard.ingest.admit``): by the time these run, a value in landing is either
+# one it admitted or a marker, which no type accepts.
+
 def as_timestamp(col: str) -> str:
-    return f"(case when {valid_date(col, True)} then {col}::timestamptz end)"
+    return f"(case when pg_input_is_valid({col}, 'timestamptz') then {col}::timestamptz end)"
 
 
 def as_date(col: str) -> str:
-    return f"(case when {valid_date(col, False)} then {col}::date end)"
+    return f"(case when pg_input_is_valid({col}, 'date') then {col}::date end)"
 
 
 def as_month(col: str) -> str:
-    return f"(case when {col} ~ '{MONTH_RE}' then (left({col}, 7) || '-01')::date end)"
+    month = f"(left({col}, 7) || '-01')"
+    return (f"(case when {col} ~ '{MONTH_RE}' and pg_input_is_valid({month}, 'date') "
+            f"then {month}::date end)")
 
 
 def as_number(col: str) -> str:
-    return f"(case when {col} ~ '{WHOLE_RE}' and length({col}) < 19 then {col}::numeric end)"
+    return f"(case when pg_input_is_valid({col}, 'numeric') then {col}::numeric end)"
+
+
+def as_bigint(col: str) -> str:
+    return f"(case when pg_input_is_valid({col}, 'bigint') then {col}::bigint end)"
+
+
+def as_integer(col: str) -> str:
+    return f"(case when pg_input_is_valid({col}, 'integer') then {col}::integer end)"
 
 
 #: logical type -> (guarded typed value, SQL type of a bound)

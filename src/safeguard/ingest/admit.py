@@ -18,7 +18,6 @@ values that fail (to name their reason) and the case ids (HMAC).
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -152,10 +151,31 @@ class Admission:
             elif len(value) > PSEUDONYM_MAX or any(ord(c) < 32 or ord(c) == 127
                                                    for c in value):
                 decided[row] = _marker(column, len(value))
-        key, sha256 = self.key, hashlib.sha256
-        return pa.array([None if v is None else decided[i] if i in decided
-                         else hmac.new(key, v.encode(), sha256).hexdigest()
-                         for i, v in enumerate(ids)], pa.string())
+        keyed = _hmac_sha256(self.key)
+        if decided:
+            return pa.array([None if v is None else decided[i] if i in decided
+                             else keyed(v.encode()) for i, v in enumerate(ids)], pa.string())
+        return pa.array([None if v is None else keyed(v.encode()) for v in ids], pa.string())
+
+
+def _hmac_sha256(key: bytes):
+    """HMAC-SHA256 under ``key`` as hex (RFC 2104, the same as ``hmac.new(key, msg,
+    sha256).hexdigest()``), with the padded key's two hash states computed once instead of
+    once per value: a case id costs two hash copies and updates."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
+
+    def keyed(message: bytes) -> str:
+        h = inner()
+        h.update(message)
+        o = outer()
+        o.update(h.digest())
+        return o.hexdigest()
+
+    return keyed
 
 
 def _put(values: pa.Array, rows: Sequence[int], replaced: Sequence[str]) -> pa.Array:

@@ -25,9 +25,16 @@ def ensure_raw_table(conn: psycopg.Connection, kind: Kind) -> None:
     """Create the kind's raw table, or add the columns a newer version of the kind has."""
     table = sql.Identifier("raw", kind.raw_table)
     conn.execute(sql.SQL(
-        "create table if not exists {} (batch_id uuid not null references ops.batches "
-        "(batch_id), source_row_number bigint not null, primary key (batch_id, "
-        "source_row_number))").format(table))
+        "create table if not exists {} (batch_id uuid not null, source_row_number bigint not "
+        "null, primary key (batch_id, source_row_number))").format(table))
+    # no foreign key to ops.batches: it costs a lookup per row of a million-row load, and the
+    # loader writes one batch id per load, the one it has just locked in ops.batches; the
+    # staging models join every row to its batch (a row without one would not be published)
+    fkey = f"{kind.raw_table}_batch_id_fkey"
+    if conn.execute("select 1 from pg_constraint where conname = %s and conrelid = %s::regclass",
+                    [fkey, f"raw.{kind.raw_table}"]).fetchone():
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(
+            table, sql.Identifier(fkey)))
     cols = [("source_row", "bigint"), ("source_column", "text")]
     cols += list(kind.constants.items())
     for name, typ in kind.columns.items():
