@@ -28,7 +28,10 @@ def db_up() -> None:
     from safeguard.db.bootstrap import bootstrap
 
     s = settings()
-    bootstrap(s)
+    try:
+        bootstrap(s)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
     host, port = s.server_address()
     where = "DATABASE_URL" if s.external_url else f"embedded, data in {s.pg_dir}"
     click.echo(f"PostgreSQL ready on {host}:{port} ({where})")

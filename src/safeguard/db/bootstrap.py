@@ -14,6 +14,8 @@ from psycopg import sql
 from safeguard.config import ROLES, Settings
 
 _PSQL_IDENT = re.compile(r':"(\w+)"')
+#: pg_input_is_valid() (the loader's guarded casts) came with PostgreSQL 16
+MIN_SERVER_VERSION = 160000
 
 
 def ensure_server(settings: Settings) -> None:
@@ -39,6 +41,13 @@ def bootstrap(settings: Settings) -> None:
         settings.superset_db: ROLES["superset"],
     }
     with psycopg.connect(settings.admin_url(), autocommit=True) as conn:
+        version = conn.info.server_version
+        if version < MIN_SERVER_VERSION:
+            raise RuntimeError(
+                f"PostgreSQL {version // 10000} at {conn.info.host}:{conn.info.port} is too old: "
+                f"Safeguard needs 16 or later (its loader guards every cast with "
+                f"pg_input_is_valid()). Upgrade the server, or unset DATABASE_URL to use the "
+                f"embedded one.")
         roles_sql = [f for f in files if f.name.startswith("01_")]
         for f in roles_sql:
             conn.execute(_render(f.read_text(), variables))
