@@ -93,7 +93,7 @@ def land(contract_name: str, requested_file: str | None, run_by: str,
         landed = land_file(s, contract, path, run_by)
     except FileRejected as e:
         raise _non_retryable(e) from e
-    print(f"landed {landed.rows_read} rows of {path.name} as batch {landed.batch_id}")
+    print(f"landed {landed.rows_read} rows of {landed.file_name} as batch {landed.batch_id}")
     return {"batch_id": landed.batch_id, "rows_read": landed.rows_read,
             "duplicate_of": landed.duplicate_of, "file_name": landed.file_name}
 

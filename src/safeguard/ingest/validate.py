@@ -402,24 +402,7 @@ def run_gate(settings: Settings, contract: Contract,
              batch_rules: list[Rule] | None = None) -> list[tuple[str, str | None, int]]:
     """GX on the landing table, in an ephemeral context (nothing written to disk): per rule,
     (rule, column, rows GX counted failing it)."""
-    import great_expectations as gx
-
-    from safeguard.ingest.tables import LANDING_SCHEMA
-
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
-    ds = context.data_sources.add_postgres(
-        name=DATASOURCE, connection_string=settings.url("loader", driver="postgresql+psycopg2"))
-    asset = ds.add_table_asset(name=contract.landing_table, table_name=contract.landing_table,
-                               schema_name=LANDING_SCHEMA)
-    batch_def = asset.add_batch_definition_whole_table("whole_batch")
-    suite = context.suites.add(gx.ExpectationSuite(
-        name=contract.name,
-        expectations=[r.expectation() for r in (batch_rules or rules(contract))]))
-    vd = context.validation_definitions.add(gx.ValidationDefinition(
-        name=f"{contract.name}__landing", data=batch_def, suite=suite))
-    result = vd.run(result_format=RESULT_FORMAT)
+    result = validate_landing(settings, contract, batch_rules)
     counts: list[tuple[str, str | None, int]] = []
     for r in result.results:
         cfg = r.expectation_config
@@ -434,6 +417,35 @@ def run_gate(settings: Settings, contract: Contract,
             raise GateError(f"GX returned no count for rule {m.get('rule', cfg.type)}")
         counts.append((m.get("rule", cfg.type), m.get("column"), n))
     return counts
+
+
+def validate_landing(settings: Settings, contract: Contract,
+                     batch_rules: list[Rule] | None = None):
+    """GX's validation result for the batch in landing (counts; no values, no rows)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+    )
+
+    from safeguard.ingest.tables import LANDING_SCHEMA
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # in memory only: no stores on disk, no temporary Data Docs folder
+    context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)))
+    context.variables.progress_bars = {"globally": False}
+    ds = context.data_sources.add_postgres(
+        name=DATASOURCE, connection_string=settings.url("loader", driver="postgresql+psycopg2"))
+    asset = ds.add_table_asset(name=contract.landing_table, table_name=contract.landing_table,
+                               schema_name=LANDING_SCHEMA)
+    batch_def = asset.add_batch_definition_whole_table("whole_batch")
+    suite = context.suites.add(gx.ExpectationSuite(
+        name=contract.name,
+        expectations=[r.expectation() for r in (batch_rules or rules(contract))]))
+    vd = context.validation_definitions.add(gx.ValidationDefinition(
+        name=f"{contract.name}__landing", data=batch_def, suite=suite))
+    return vd.run(result_format=RESULT_FORMAT)
 
 
 def _raised(info: Any) -> bool:
