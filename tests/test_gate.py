@@ -124,3 +124,36 @@ def test_gx_results_hold_counts_and_no_values_and_nothing_is_written(sg_settings
         for row in (r["result"].get("details") or {}).get("unexpected_rows") or []:
             assert set(row) == {"source_row_number"}
     assert (sorted(uncommitted.rglob("*")) if uncommitted.exists() else []) == before
+
+
+def test_a_value_the_allow_list_admitted_but_the_server_refuses_rejects_the_batch(
+        sg_settings, warehouse, tmp_path, scratch):
+    """Defence in depth: were the allow-list ever to admit a time PostgreSQL cannot read (here
+    put into landing by hand, as such a bug would), GX (counting markers) and the rule pass
+    (also asking the server) disagree, and the batch is rejected whole instead of loading
+    the case with no time."""
+    import psycopg
+
+    from safeguard.contracts import get_contract
+    from safeguard.ingest.errors import ValidationFailed
+    from safeguard.ingest.landing import land_file
+    from safeguard.ingest.load import validate_and_load
+
+    contract = get_contract(sg_settings, "sample_hotline_cases")
+    path = tmp_path / "cases_gate.csv"
+    path.write_text(
+        "Case ID,Received,Reporter,Channel,Exploitation types,Highest grooming stage,"
+        "Victim age band,Country,Triaged,Assessment,Referred to,Referred,Closed\n" + "".join(
+            f"HL-G-{i},2021-05-0{i}T10:00:00Z,Industry,Messaging app,Sextortion,"
+            f"Desensitization,14-15,DE,,,,,\n" for i in range(1, 4)))
+    with psycopg.connect(sg_settings.url("loader"), autocommit=True) as holder:
+        batch = land_file(sg_settings, contract, path, "test", hold_with=holder)
+        warehouse.execute(f"update landing.{contract.landing_table} "
+                          "set received_at = '2021-05-01T10:00:00+16:00' "
+                          "where source_row_number = 2")
+        with pytest.raises(ValidationFailed) as e:
+            validate_and_load(sg_settings, contract, batch.batch_id, holder)
+    assert e.value.result.status == "rejected"
+    assert ("rule valid_timestamp on received_at: GX counted 0 failing rows, 1 were set aside"
+            in str(e.value))
+    assert _outcome(warehouse, batch.batch_id)[:4] == ("rejected", 3, 0, 3)

@@ -35,7 +35,8 @@ _LEAP = (f"(?:{_D}{_D}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][
 _DATE = (f"(?:{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1{_D}|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
          f"|(?:0[13578]|1[02])-31)|{_LEAP}-02-29)")
 _TIME = f"(?:[ T](?:[01]{_D}|2[0-3]):[0-5]{_D}(?::[0-5]{_D}(?:[.]{_D}{{1,9}})?)?)?"
-_ZONE = f"(?:Z|[+-](?:[01]{_D}|2[0-3])(?::?[0-5]{_D})?)?"
+#: UTC offsets as PostgreSQL takes them (up to 15:59 either way)
+_ZONE = f"(?:Z|[+-](?:0{_D}|1[0-5])(?::?[0-5]{_D})?)?"
 
 #: logical type -> (what the marker calls a value of it, RE2 pattern of a conforming value)
 PATTERNS: dict[str, tuple[str, str]] = {

@@ -115,11 +115,17 @@ def rules(contract: Contract) -> list[Rule]:
             unexpected_rows_query=f"select {ROW_KEY} from {{batch}} where {where}",
             description=message, meta=m))
 
-    def admitted(rule: str, column: str, message: str) -> None:
+    def admitted(rule: str, column: str, message: str, sql_type: str | None = None) -> None:
         """A typed value is well formed when the allow-list admitted it: landing then holds
         it as delivered; otherwise a marker (``[not a timestamp: 19 chars]``), which begins
-        with a bracket as no admitted value can (see ``admit``)."""
-        add(rule, column, message, f"{ident(column)} like '[%'",
+        with a bracket as no admitted value can (see ``admit``). The rule pass also asks the
+        server whether an admitted value is one of its type: should the allow-list ever
+        admit one it is not, the two counts differ and the batch is rejected whole."""
+        col = ident(column)
+        where = f"{col} like '[%'"
+        if sql_type:
+            where += f" or not pg_input_is_valid({col}, {literal(sql_type)})"
+        add(rule, column, message, f"({where})",
             lambda m: E.ExpectColumnValuesToNotMatchLikePattern(
                 column=column, like_pattern="[%", meta=m))
 
@@ -131,21 +137,24 @@ def rules(contract: Contract) -> list[Rule]:
                 lambda m, n=c.name: E.ExpectColumnValuesToNotBeNull(column=n, meta=m))
         if c.type == "count":
             admitted("count_is_whole_non_negative", c.name,
-                     f"{label} must be a whole number, 0 or more (at most 15 digits)")
+                     f"{label} must be a whole number, 0 or more (at most 15 digits)",
+                     "bigint")
         elif c.type == "year":
-            admitted("year_is_four_digits", c.name, f"{label} must be a year like 2020")
+            admitted("year_is_four_digits", c.name, f"{label} must be a year like 2020",
+                     "integer")
             failing_rows("not_in_future", c.name,
                          f"{as_number(col)} > extract(year from current_date)",
                          f"{label} must not be a year still to come")
         elif c.type == "integer":
-            admitted("integer_is_whole", c.name, f"{label} must be a whole number")
+            admitted("integer_is_whole", c.name, f"{label} must be a whole number", "integer")
         elif c.type == "month":
             admitted("valid_month", c.name, f"{label} must be a month like 2020-03")
         elif c.type in ("date", "timestamp"):
             example = "2020-03-14T09:30:00Z" if c.type == "timestamp" else "2020-03-14"
             admitted(f"valid_{c.type}", c.name,
                      f"{label} must be a real {c.type.replace('timestamp', 'date and time')}"
-                     f" in ISO 8601, like {example}")
+                     f" in ISO 8601, like {example}",
+                     "timestamptz" if c.type == "timestamp" else "date")
         elif c.type == "pseudonym":
             admitted("valid_id", c.name, f"{label} must be an id of at most "
                      f"{PSEUDONYM_MAX} printable characters")
