@@ -17,11 +17,11 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --quiet "uv>=0.5,<1"
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 infra/superset/.venv/.synced: infra/superset/pyproject.toml infra/superset/uv.lock | $(UV)
-	cd infra/superset && $(abspath $(UV)) sync --frozen
+	cd infra/superset && $(abspath $(UV)) sync --frozen --compile-bytecode
 	@touch $@
 
 # Headless Chromium for the dashboard tests (Debian's package; nothing downloaded elsewhere).

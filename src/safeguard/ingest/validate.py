@@ -110,8 +110,10 @@ def rules(contract: Contract) -> list[Rule]:
         m = meta(rule, message, column)
         out.append(Rule(rule, column, message, where, lambda: expectation(m)))
 
+    from safeguard.ingest.gx_rules import ExpectNoRowsBreakingRule
+
     def failing_rows(rule: str, column: str | None, where: str, message: str) -> None:
-        add(rule, column, message, where, lambda m: E.UnexpectedRowsExpectation(
+        add(rule, column, message, where, lambda m: ExpectNoRowsBreakingRule(
             unexpected_rows_query=f"select {ROW_KEY} from {{batch}} where {where}",
             description=message, meta=m))
 
@@ -215,7 +217,7 @@ def rules(contract: Contract) -> list[Rule]:
     keys = ", ".join(ident(g) for g in contract.grain)
     grain = " x ".join(contract.grain)
     message = f"one row per {grain}"
-    add("unique_grain", grain, message, None, lambda m: E.UnexpectedRowsExpectation(
+    add("unique_grain", grain, message, None, lambda m: ExpectNoRowsBreakingRule(
         unexpected_rows_query=(
             f"select {ROW_KEY} from {{batch}} where ({keys}) in (select {keys} from {{batch}} "
             f"group by {keys} having count(*) > 1)"),
@@ -328,6 +330,8 @@ def gx_project_dir(settings: Settings, contract: Contract) -> Path:
 def gx_context(settings: Settings, contract: Contract | None = None):
     """The committed file context (suites and checkpoints as code); runs do not use it."""
     import great_expectations as gx
+
+    import safeguard.ingest.gx_rules  # noqa: F401  (its suites name our expectation)
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ["SAFEGUARD_GX_LANDING_URL"] = settings.url("loader", driver="postgresql+psycopg2")
