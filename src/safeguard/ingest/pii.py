@@ -634,7 +634,7 @@ SUSPECT = "|".join(f"(?:{need})" for need in (
 _SUSPECT = re.compile(SUSPECT)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)  # labels and headers repeat; junk does not (memory stays small)
 def _detect_short(value: str) -> tuple[str, ...]:
     return _scan(value) if _SUSPECT.search(value) else ()
 
