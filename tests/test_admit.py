@@ -59,8 +59,9 @@ def test_malformed_or_impossible_times_become_markers(contracts):
 
 
 @pytest.mark.parametrize("contract, column, good, bad, what", [
-    ("sample_partner_aggregates", "case_count", ["0", "17", "999999999999999"],
-     ["-4", "2.5", "9" * 16, "1e5", "NaN", "seventeen", "0x1F"], "count"),
+    ("sample_partner_aggregates", "case_count", ["0", "17", "999999999"],
+     ["-4", "2.5", "9" * 16, "1e5", "NaN", "seventeen", "0x1F", "0017", "1000000000"],
+     "count"),
     ("sample_partner_aggregates", "month", ["2023-01", "2023-12-01"],
      ["2023-13", "2023-1", "2023-01-02", "Jan 2023"], "month"),
     ("icmec_grooming_legislation", "edition", ["2017", "-3"], ["1.0", "10000000000", "x"],
@@ -72,6 +73,16 @@ def test_numbers_and_periods_are_admitted_by_their_form(contracts, contract, col
     stored, _ = admit(contracts[contract], column, good + bad)
     article = "an" if what[0] in "aeiou" else "a"
     assert stored == good + [f"[not {article} {what}: {len(v)} chars]" for v in bad]
+
+
+def test_an_identifier_written_as_digits_is_not_a_count(contracts):
+    """A card or phone number delivered in a count column fits no count (no leading zero,
+    under a billion): it is refused, and the detectors name it."""
+    stored, findings = admit(contracts["sample_partner_aggregates"], "case_count",
+                             ["07700900123", "378282246310005", "4111111111111111"])
+    assert stored == ["[masked phone]", "[masked payment_card]", "[masked payment_card]"]
+    assert findings == ["case_count:phone", "case_count:payment_card",
+                        "case_count:payment_card"]
 
 
 def test_thousands_separators_are_removed_only_from_grouped_digits(contracts):

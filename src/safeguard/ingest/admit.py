@@ -40,8 +40,11 @@ _ZONE = f"(?:Z|[+-](?:0{_D}|1[0-5])(?::?[0-5]{_D})?)?"
 
 #: logical type -> (what the marker calls a value of it, RE2 pattern of a conforming value)
 PATTERNS: dict[str, tuple[str, str]] = {
-    "count": ("count", f"^{_D}{{1,15}}$"),
-    "integer": ("whole number", f"^-?{_D}{{1,9}}$"),
+    # a count: 0, or up to nine digits without a leading zero (under a billion: more than any
+    # publisher has counted in a cell). A longer run of digits, or one with a leading zero, is
+    # more likely a card, an account or a phone number than a count, so it is not stored.
+    "count": ("count", f"^(?:0|[1-9]{_D}{{0,8}})$"),
+    "integer": ("whole number", f"^-?(?:0|[1-9]{_D}{{0,8}})$"),
     "year": ("year", f"^{_D}{{4}}$"),
     "month": ("month", f"^{_YEAR}-(?:0[1-9]|1[0-2])(?:-01)?$"),
     "date": ("date", f"^{_DATE}$"),

@@ -233,18 +233,28 @@ def _copy(conn: psycopg.Connection, contract: Contract, admission: Admission,
         landing_table(contract), sql.SQL(", ").join(map(sql.Identifier, [*_COPIED, *cols])))
     rows = 0
     options = pcsv.WriteOptions(include_header=False)
+    stopped: Exception | None = None
     with conn.cursor().copy(copy_sql) as copy:
-        for raw in batches:
-            n = len(raw)
-            admitted = admission(raw.columns)
-            absent = pa.nulls(n, pa.string())
-            table = pa.table({
-                "source_row_number": pa.array(range(rows + 1, rows + n + 1), pa.int64()),
-                "source_row": raw.source_row, "source_column": raw.source_column,
-                "pii_findings": admitted.findings,
-                **{c: admitted.columns.get(c, absent) for c in cols}})
-            buffer = io.BytesIO()
-            pcsv.write_csv(table, buffer, options)
-            copy.write(buffer.getbuffer())
-            rows += n
+        # A file found unreadable half-way ends the COPY here, and is raised after it: an
+        # exception inside the block would be sent to the server as the COPY's abort message,
+        # which the server writes to its log (and refuses beyond 10,000 characters). The rows
+        # sent so far go with the transaction the caller rolls back.
+        try:
+            for raw in batches:
+                n = len(raw)
+                admitted = admission(raw.columns)
+                absent = pa.nulls(n, pa.string())
+                table = pa.table({
+                    "source_row_number": pa.array(range(rows + 1, rows + n + 1), pa.int64()),
+                    "source_row": raw.source_row, "source_column": raw.source_column,
+                    "pii_findings": admitted.findings,
+                    **{c: admitted.columns.get(c, absent) for c in cols}})
+                buffer = io.BytesIO()
+                pcsv.write_csv(table, buffer, options)
+                copy.write(buffer.getbuffer())
+                rows += n
+        except Exception as e:
+            stopped = e
+    if stopped is not None:
+        raise stopped
     return rows

@@ -262,7 +262,7 @@ def _header(contract: Contract, path: Path, number: int, cells: Cells) -> list[s
                if h not in expected and not (unpivot and unpivot.matches(h))]
     problems = []
     if dupes:
-        problems.append(f"Repeated: {dupes}. ")
+        problems.append(f"Repeated: {[_shown_header(h) for h in dupes]}. ")
     if missing:
         problems.append(f"Missing: {missing}. ")
     if unknown:

@@ -139,7 +139,8 @@ def rules(contract: Contract) -> list[Rule]:
                 lambda m, n=c.name: E.ExpectColumnValuesToNotBeNull(column=n, meta=m))
         if c.type == "count":
             admitted("count_is_whole_non_negative", c.name,
-                     f"{label} must be a whole number, 0 or more (at most 15 digits)",
+                     f"{label} must be a whole number, 0 or more, under a billion, "
+                     f"without leading zeros",
                      "bigint")
         elif c.type == "year":
             admitted("year_is_four_digits", c.name, f"{label} must be a year like 2020",
