@@ -2,13 +2,14 @@
 #   make demo   set up, start PostgreSQL + Airflow + Superset, run the pipeline, wait for Ctrl-C
 #   make run    set up, run the pipeline once headless (cron/scripts), exit 0 when done
 #   make test   set up, run the test suite (real PostgreSQL, Airflow, dbt, GX, Superset, Chromium)
+#   make test-fast  the tests that need no service, while you work
 SHELL := /bin/bash
 PYTHON ?= python3
 TOOLS := .local/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo run test bench lint clean stop
+.PHONY: setup demo run test test-fast bench lint clean stop
 
 setup: .venv/.synced infra/superset/.venv/.synced chromium
 
@@ -37,6 +38,10 @@ run: setup
 
 test: setup
 	.venv/bin/pytest
+
+# The tests that need no service (no database, Airflow, Superset or browser): under a minute.
+test-fast: .venv/.synced
+	.venv/bin/pytest -m unit
 
 bench: setup
 	.venv/bin/python -m safeguard.bench

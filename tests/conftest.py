@@ -93,3 +93,16 @@ def _remove_batches_since(warehouse: psycopg.Connection, t0) -> None:
         warehouse.execute(f'delete from "{schema}"."{table}" where batch_id in ({batches})',
                           [t0])
     warehouse.execute(f"delete from ops.batches where batch_id in ({batches})", [t0])
+
+
+#: fixtures that start or need a service (a database, Airflow, Superset, a browser)
+SERVICE_FIXTURES = {"sg_settings", "pipeline_done", "warehouse", "scratch", "superset_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers from what a test uses: a test that needs no service fixture is ``unit`` (`make
+    test-fast` runs those), unless it is marked as starting a service itself."""
+    for item in items:
+        if SERVICE_FIXTURES.isdisjoint(item.fixturenames) and not any(
+                item.get_closest_marker(name) for name in ("superset", "browser", "service")):
+            item.add_marker(pytest.mark.unit)
