@@ -68,7 +68,17 @@ def build(settings: Settings, select: str | None = None, run_by: str | None = No
         args += ["--select", select, "--indirect-selection", "cautious"]
     run = PublicationRun.start(settings, select or "all", run_by or run_by_default())
     try:
-        output = dbt(settings, *args)
+        try:
+            output = dbt(settings, *args)
+        except DbtFailed as e:
+            # two dbt threads swapping views that share dependents can deadlock in
+            # PostgreSQL's catalog (seen in CI); the server undid the loser's work, and a build
+            # is idempotent: run it once more, as PostgreSQL advises for deadlocks
+            if "deadlock detected" not in str(e):
+                raise
+            print("safeguard: dbt hit a database deadlock; building again", file=sys.stderr,
+                  flush=True)
+            output = dbt(settings, *args)
     except BaseException as e:  # recorded, then raised as it came (Ctrl-C included)
         run.finish("failed", error=e)
         raise
