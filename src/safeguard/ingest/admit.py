@@ -128,11 +128,18 @@ class Admission:
         raise ValueError(f"no allow-list for type {typ!r}")
 
     def _named(self, column: Column, value: str, row: int, found: dict[int, list[str]]) -> str:
+        """What a refused value is stored as: what a detector found in it, else a marker."""
+        return self._masked(column, value, row, found) or _marker(column, len(value))
+
+    def _masked(self, column: Column, value: str, row: int, found: dict[int, list[str]]
+                ) -> str | None:
+        """The mask of the identifying data a detector finds in the value (noted in
+        ``found``), or None."""
         kinds = pii.detect(value)
-        if kinds:
-            found.setdefault(row, []).append(f"{column.name}:{'+'.join(kinds)}")
-            return pii.mask(kinds)
-        return _marker(column, len(value))
+        if not kinds:
+            return None
+        found.setdefault(row, []).append(f"{column.name}:{'+'.join(kinds)}")
+        return pii.mask(kinds)
 
     def _pseudonym(self, column: Column, values: pa.Array, found: dict[int, list[str]]
                    ) -> pa.Array:
@@ -148,18 +155,19 @@ class Admission:
         decided: dict[int, str] = {}  # rows not stored as a hash: masked or marked
         for row in pc.indices_nonzero(pc.or_(suspect, too_long)).to_pylist():
             value = ids[row]
-            kinds = pii.detect(value)
-            if kinds:
-                found.setdefault(row, []).append(f"{column.name}:{'+'.join(kinds)}")
-                decided[row] = pii.mask(kinds)
-            elif len(value) > PSEUDONYM_MAX or any(ord(c) < 32 or ord(c) == 127
-                                                   for c in value):
-                decided[row] = _marker(column, len(value))
+            masked = self._masked(column, value, row, found)
+            if masked or len(value) > PSEUDONYM_MAX or not _printable(value):
+                decided[row] = masked or _marker(column, len(value))
         keyed = _hmac_sha256(self.key)
         if decided:
             return pa.array([None if v is None else decided[i] if i in decided
                              else keyed(v.encode()) for i, v in enumerate(ids)], pa.string())
         return pa.array([None if v is None else keyed(v.encode()) for v in ids], pa.string())
+
+
+def _printable(text: str) -> bool:
+    """No control character (what ``_CONTROL`` matches)."""
+    return not any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _hmac_sha256(key: bytes):
@@ -226,7 +234,7 @@ def shown(text: str) -> str:
     kinds = pii.detect(text)
     if kinds:
         return pii.mask(kinds)
-    if len(text) > SHOWN_MAX or any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if len(text) > SHOWN_MAX or not _printable(text):
         return f"[not shown: {len(text)} chars]"
     return text
 

@@ -32,6 +32,7 @@ from safeguard.ingest.tables import (
     LINEAGE,
     ensure_raw_table,
     landing_table,
+    record_batch_issue,
     recreate_landing_table,
 )
 from safeguard.periods import declared_period
@@ -126,12 +127,10 @@ def _release_abandoned(conn: psycopg.Connection, contract: Contract) -> None:
                 "rows_loaded = 0, rows_quarantined = 0, message = %s where batch_id = %s",
                 [f"abandoned while {status}: the run working on it is gone; the file was not "
                  f"loaded from this batch (rule: run_completes)", batch_id])
-            conn.execute(
-                "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
-                "example_rows, severity, message) values (%s, 'run_completes', null, 0, "
-                "'{}', 'error', %s)",
-                [batch_id, f"the run working on this batch stopped while it was {status}; "
-                           f"nothing of it was loaded: deliver the file again"])
+            record_batch_issue(
+                conn, batch_id, "run_completes",
+                f"the run working on this batch stopped while it was {status}; nothing of it "
+                f"was loaded: deliver the file again")
             # what it had landed goes with it (the table holds one batch: this one)
             if conn.execute("select to_regclass(%s)",
                             [f"landing.{contract.landing_table}"]).fetchone()[0]:
@@ -209,10 +208,7 @@ def _record_rejection(conn: psycopg.Connection, batch_id: str, message: str) -> 
 
     rule = re.search(r"\(rule: (\w+)\)", message)
     try:
-        conn.execute(
-            "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
-            "example_rows, severity, message) values (%s, %s, null, 0, '{}', 'error', %s)",
-            [batch_id, rule.group(1) if rule else "file_readable", message])
+        record_batch_issue(conn, batch_id, rule.group(1) if rule else "file_readable", message)
         conn.commit()
     except psycopg.Error:
         pass

@@ -31,7 +31,7 @@ from safeguard.contracts.predicates import (
     ident,
 )
 from safeguard.ingest.errors import IngestError, ValidationFailed
-from safeguard.ingest.tables import landing_table
+from safeguard.ingest.tables import landing_table, record_batch_issue
 from safeguard.ingest.validate import (
     FAILURES,
     MISMATCH_RULE,
@@ -280,10 +280,7 @@ def _fail_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, rul
             "update ops.batches set status = 'failed', rows_read = 0, rows_loaded = 0, "
             "rows_quarantined = 0, message = %s, finished_at = %s where batch_id = %s",
             [why, datetime.now(UTC), batch_id])
-        conn.execute(
-            "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
-            "example_rows, severity, message) values (%s, %s, null, 0, '{}', 'error', %s)",
-            [batch_id, rule, why])
+        record_batch_issue(conn, batch_id, rule, why)
         conn.execute(sql.SQL("truncate {}").format(landing_table(contract)))
 
 

@@ -87,3 +87,12 @@ def recreate_landing_table(conn: psycopg.Connection, contract: Contract, batch_i
     table = landing_table(contract)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     conn.execute(sql.SQL("create unlogged table {} ({})").format(table, sql.SQL(", ").join(cols)))
+
+
+def record_batch_issue(conn: psycopg.Connection, batch_id: str, rule: str, message: str) -> None:
+    """A rule the batch as a whole broke (no row to name): an error in ``ops.batch_issues``,
+    where Pipeline health counts it with the row rules."""
+    conn.execute(
+        "insert into ops.batch_issues (batch_id, rule, column_name, row_count, example_rows, "
+        "severity, message) values (%s, %s, null, 0, '{}', 'error', %s)",
+        [batch_id, rule, message])
