@@ -22,7 +22,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -321,14 +320,7 @@ def compare(gx_counts: list[tuple[str, str | None, int]],
 
 # --- GX ------------------------------------------------------------------------------------
 
-def gx_project_dir(settings: Settings, contract: Contract) -> Path:
-    """Suites of the bundled contracts live in git (``expectations/gx``), reviewed like code;
-    a contract kept elsewhere (SAFEGUARD_CONTRACTS_DIR, a test) has its suite only in the
-    ephemeral context of its runs."""
-    return settings.root / "expectations"
-
-
-def gx_context(settings: Settings, contract: Contract | None = None):
+def gx_context(settings: Settings):
     """The committed file context (suites and checkpoints as code); runs do not use it."""
     import great_expectations as gx
 
