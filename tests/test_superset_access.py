@@ -213,7 +213,7 @@ def test_passwords_are_generated_into_secrets_env_and_never_in_git(
                  "SUPERSET_ANALYST_PASSWORD"):
         value = settings.secret(name)
         assert f"{name}={value}\n" in stored
-        found = subprocess.run(["git", "grep", "--untracked", "-l", "-F", value],
+        found = subprocess.run(["git", "grep", "--untracked", "-l", "-F", "-e", value],
                                cwd=ROOT, capture_output=True, text=True)
         if found.returncode == 128 and "not a git repository" in found.stderr:
             pytest.skip("not a git checkout: nothing to search")
