@@ -7,7 +7,6 @@ generator draws again instead.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
