@@ -40,7 +40,8 @@ def test_published_layer_says_online_enticement_rose_97_5_percent(pipeline_done)
         rows = conn.execute(
             "select category_code, year, figure_value, yoy_change_pct, source_name,"
             " is_synthetic from reporting.rpt_published_figures_yearly"
-            " where publisher = 'NCMEC'").fetchall()
+            " where publisher = 'ncmec' and series = 'cybertipline_reports'"
+            " and country_code is null").fetchall()
     by_key = {(r[0], r[1]): r for r in rows}
     assert {k: r[2] for k, r in by_key.items()} == NCMEC
     assert float(by_key[("online_enticement", 2020)][3]) == 97.5
@@ -65,8 +66,9 @@ def test_same_file_again_is_recognised_and_not_loaded_twice(pipeline_done, wareh
     proc = safeguard_cli("ingest", "--source", "ncmec_cybertipline",
                          str(ROOT / "data/sample/ncmec_cybertipline_2019_2022.csv"))
     assert proc.stdout.startswith("duplicate:")
-    assert warehouse.execute("select count(*) from raw.published_figures"
-                             " where publisher = 'NCMEC'").fetchone()[0] == 8
+    assert warehouse.execute(
+        "select count(*) from raw.published_figures p join ops.batches b using (batch_id)"
+        " where b.source_name = 'ncmec_cybertipline'").fetchone()[0] == 8
 
 
 @pytest.fixture()

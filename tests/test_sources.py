@@ -31,8 +31,8 @@ WIDE_CONTRACT = """\
 name: {name}
 kind: published_figures
 description: Test publisher's yearly table (wide, with totals).
-publisher: TESTPUB
-series: Reports assessed
+publisher: testpub
+series: reports_assessed
 source_name: TESTPUB annual report, table 3 (test data)
 is_synthetic: true
 file:
@@ -103,7 +103,7 @@ def test_wide_table_is_onboarded_by_a_contract_file_alone(pipeline_done, warehou
     with psycopg.connect(pipeline_done.url("viewer")) as conn:  # what dashboards read
         rows = conn.execute(
             "select category_code, year, figure_value, yoy_change_pct, category_name "
-            "from reporting.rpt_published_figures_yearly where publisher = 'TESTPUB'"
+            "from reporting.rpt_published_figures_yearly where publisher = 'testpub'"
         ).fetchall()
     got = {(r[0], r[1]): (r[2], None if r[3] is None else float(r[3])) for r in rows}
     assert got[("self_generated_imagery", 2019)] == (38424, None)

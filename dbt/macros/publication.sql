@@ -171,3 +171,13 @@
         from {{ cells }}__pass_{{ passes }}
     )
 {%- endmacro %}
+
+
+{#- What a published figure is, as partition or group columns: publisher, series, measure
+    (category), dimensions and period. The citation (source_name) is not part of it. -#}
+{% macro published_figure_identity(relation=none) -%}
+{%- set prefix = (relation ~ '.') if relation else '' -%}
+{%- set columns = ['publisher', 'series', 'category_code', 'country_code', 'region',
+                   'age_group', 'sex', 'channel_code', 'period_type', 'period_start'] -%}
+{%- for c in columns %}{{ prefix }}{{ c }}{% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}

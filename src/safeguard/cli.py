@@ -76,14 +76,64 @@ def db_status() -> None:
     sys.exit(0 if running else 1)
 
 
-@main.command("sources")
-def sources() -> None:
-    """List the source contracts in contracts/."""
-    from safeguard.contracts import all_contracts
+@main.group("sources", invoke_without_command=True)
+@click.pass_context
+def sources(ctx: click.Context) -> None:
+    """List the source contracts in contracts/ (``sources check``: try a file on one)."""
+    from safeguard.contracts import ContractError, all_contracts
 
-    for c in all_contracts(settings()).values():
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        found = all_contracts(settings())
+    except ContractError as e:
+        click.echo(f"CONTRACT: {e}", err=True)
+        sys.exit(EXIT_CONTRACT)
+    for c in found.values():
         click.echo(f"{c.name:<28} {c.kind.name:<20} {c.path.relative_to(c.path.parents[1])}"
                    f"  {c.description}")
+
+
+@sources.command("check")
+@click.argument("contract")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def sources_check(contract: str, file: Path) -> None:
+    """What FILE would do under CONTRACT (a contract's name, or the path of a contract file
+    being written), writing nothing: rows read, rows that would load, rows that would be set
+    aside and why. Exit codes as for ``ingest``: 0 all would load, 1 rows would be set aside,
+    2 the file would be rejected whole, 3 the contract is wrong, 4 the check could not run."""
+    from safeguard.contracts import ContractError, get_contract, load_contract
+    from safeguard.db.bootstrap import ensure_server
+    from safeguard.ingest.admit import shown_file_name
+    from safeguard.ingest.check import check_file
+    from safeguard.ingest.errors import FileRejected
+
+    s = settings()
+    try:
+        path = Path(contract)
+        chosen = (load_contract(path, s.root) if path.suffix in (".yml", ".yaml")
+                  and path.is_file() else get_contract(s, contract))
+        ensure_server(s)
+        report = check_file(s, chosen, file)
+    except ContractError as e:
+        click.echo(f"CONTRACT: {e}", err=True)
+        sys.exit(EXIT_CONTRACT)
+    except FileRejected as e:
+        click.echo(f"WOULD REJECT: {e}", err=True)
+        sys.exit(EXIT_FILE_REJECTED)
+    except Exception as e:  # never a traceback (a driver's message may quote a value)
+        state = getattr(getattr(e, "diag", None), "sqlstate", None)
+        click.echo(f"ERROR: {shown_file_name(file.name)}: the check stopped "
+                   f"({type(e).__name__}{f', SQLSTATE {state}' if state else ''}); "
+                   f"nothing was written. Check that the database is up "
+                   f"(`safeguard db status`).", err=True)
+        sys.exit(EXIT_FAILED)
+    would, loads, aside = report.outcome(chosen)
+    click.echo(f"{report.file_name} under {chosen.name}: would {would}; read "
+               f"{report.rows_read} = would load {loads} + set aside {aside} (nothing written)")
+    if report.message:
+        click.echo(report.message)
+    sys.exit(EXIT_ROWS_FAILED if report.rows_set_aside else EXIT_LOADED)
 
 
 #: ``safeguard ingest`` exit codes (``--help`` says the same)
@@ -209,6 +259,18 @@ def status() -> None:
                 " from dag_run order by dag_id, coalesce(end_date, start_date) desc")}
     except psycopg.Error:
         pass  # Airflow not set up here (yet): batches alone
+    standing: dict[str, list[str]] = {}
+    try:
+        # warnings still true of what is published (rpt_batch_warnings retires one when a
+        # later delivery of the same figures reconciles, or supersedes them): they stay here
+        # whatever the source's latest batch was, a duplicate re-delivery included
+        with psycopg.connect(s.url("viewer"), connect_timeout=5) as conn:
+            for source, message in conn.execute(
+                    "select source_name, message from reporting.rpt_batch_warnings "
+                    "order by loaded_at, message"):
+                standing.setdefault(source, []).append(message)
+    except psycopg.Error:
+        pass  # nothing published yet
     attention = False
     for name in sorted(set(all_contracts(s)) | set(rows)):
         run = runs.get(f"ingest__{name}")
@@ -231,6 +293,9 @@ def status() -> None:
                        f"{run_text}")
         if flag and message:
             click.echo("    " + message.replace("\n", "\n    "))
+        for warning in standing.get(name, []):
+            attention = True
+            click.echo(f"!   standing warning on published figures: {warning}")
     transform = runs.get("safeguard_transform")
     if transform:
         flag = transform[0] == "failed"

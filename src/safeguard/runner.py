@@ -81,7 +81,9 @@ def headline(s: Settings) -> str:
         row = conn.execute(
             "select year, figure_value, previous_value, yoy_change_pct, source_name "
             "from reporting.rpt_published_figures_yearly "
-            "where category_code = 'online_enticement' and year = 2020").fetchone()
+            "where publisher = 'ncmec' and series = 'cybertipline_reports' "
+            "and category_code = 'online_enticement' and period_type = 'year' "
+            "and year = 2020 and country_code is null").fetchone()
     if not row:
         return "no 2020 online enticement figure in reporting"
     return (f"Online enticement reports {row[0] - 1} -> {row[0]}: {row[2]:,} -> {row[1]:,} "

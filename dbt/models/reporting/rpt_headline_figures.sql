@@ -15,24 +15,33 @@ cases as (
 ),
 
 enticement as (
-    -- NCMEC's online-enticement reports, 2020 against 2019; real published figures first
+    -- one figure, chosen by what it is: NCMEC's CyberTipline reports of online enticement,
+    -- world-wide, for the year 2020 (each identity is in the published facts once, already
+    -- chosen by declared precedence among the sources that deliver it)
     select
         figure_value,
         previous_value,
+        series_name,
         source_name,
         is_synthetic
     from published
-    where category_code = 'online_enticement'
+    where publisher = 'ncmec'
+        and series = 'cybertipline_reports'
+        and category_code = 'online_enticement'
+        and period_type = 'year'
         and figure_year = 2020
-        and not is_total
-    order by is_synthetic, source_name
-    limit 1
+        and country_code is null
+        and region is null
+        and age_group is null
+        and sex is null
+        and channel_code is null
 ),
 
 enticement_metric as (
     select
         'enticement_change_2019_2020_pct' as metric_code,
-        'Change in online-enticement reports to NCMEC, 2019 to 2020' as metric_name,
+        'Change in online-enticement reports to NCMEC, 2019 to 2020 ('
+            || coalesce(enticement.series_name, 'CyberTipline reports') || ')' as metric_name,
         {{ published_pct_change('enticement.figure_value', 'enticement.previous_value') }}::numeric
             as value,
         'percent' as unit,

@@ -10,6 +10,7 @@ Python and no SQL. ``docs`` for each field: README, "Add a source".
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import zoneinfo
@@ -34,6 +35,22 @@ class ContractError(ValueError):
     """A contract file is malformed; the message names the file and the field."""
 
 
+#: the keys a contract may use, per section (anything else is refused: a misspelt key would
+#: otherwise be ignored, and its rule silently not applied). The JSON Schema in
+#: ``contracts/contract.schema.json`` says the same for editors; a test keeps them in step.
+TOP_KEYS = frozenset({"name", "kind", "description", "columns", "grain", "on_row_failure",
+                      "file", "unpivot", "totals", "sample", "generated_by", "schedule"})
+COLUMN_KEYS = frozenset({"from", "type", "values", "names", "min", "max",
+                         "thousands_separator", "required", "separator", "value",
+                         "from_file_name"})
+FILE_KEYS = frozenset({"format", "encoding", "delimiter", "sheet", "header_row",
+                       "footer_starts_with", "null_values", "timezone", "records_path"})
+UNPIVOT_KEYS = frozenset({"columns", "name_to", "value_to", "skip_empty"})
+TOTALS_KEYS = frozenset({"when", "sum_of", "tolerance"})
+_CODE = re.compile(r"[a-z][a-z0-9_]*")
+_EDITION = re.compile(r"[12][0-9]{3}(-[01][0-9](-[0-3][0-9])?)?")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -47,9 +64,19 @@ class Column:
     thousands_separator: str | None = None
     required: bool = True
     separator: str = ";"
+    #: our code -> the display name dashboards show (for category-like columns)
+    names: dict[str, str] = field(default_factory=dict)
+    #: the same value on every row, as if delivered (``value:``), checked like any other
+    fixed: str | None = None
+    #: the value the file's name declares (``from_file_name: true``), e.g. its year
+    from_file_name: bool = False
 
     @property
     def label(self) -> str:
+        if self.fixed is not None:
+            return f"{self.name} (fixed by the contract)"
+        if self.from_file_name:
+            return f"{self.name} (from the file name)"
         return self.source or self.name
 
 
@@ -139,12 +166,27 @@ def _fail(path: Path, what: str) -> ContractError:
     return ContractError(f"{path.name}: {what}")
 
 
+def _only_known(path: Path, where: str, given: Any, allowed: frozenset[str]) -> None:
+    """Refuse a key the section does not have, naming the closest one it does."""
+    if not isinstance(given, dict):
+        raise _fail(path, f"{where or 'the contract'} must be a mapping of settings")
+    for key in given:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]!r}?" if close else f"; known: {sorted(allowed)}"
+        raise _fail(path, f"{where}unknown key {key!r}{hint}")
+
+
 def _column(path: Path, kind: Kind, name: str, spec: dict, seeds: Path,
             unpivoted: bool) -> Column:
     if not isinstance(spec, dict):
         raise _fail(path, f"column {name!r}: expected a mapping of settings")
+    _only_known(path, f"column {name!r}: ", spec, COLUMN_KEYS)
     if name not in kind.types:
-        raise _fail(path, f"column {name!r} is not a column of kind {kind.name!r}: "
+        close = difflib.get_close_matches(name, sorted(kind.types), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise _fail(path, f"column {name!r} is not a column of kind {kind.name!r}{hint}: "
                           f"use one of {sorted(kind.types)}")
     expected = kind.types[name]
     typ = spec.get("type", expected)
@@ -152,6 +194,20 @@ def _column(path: Path, kind: Kind, name: str, spec: dict, seeds: Path,
         raise _fail(path, f"column {name!r}: type must be one of {sorted(COLUMN_TYPES)}")
     if typ != expected:
         raise _fail(path, f"column {name!r}: type must be {expected!r} for kind {kind.name!r}")
+    fixed = spec.get("value")
+    from_file_name = spec.get("from_file_name", False)
+    if not isinstance(from_file_name, bool):
+        raise _fail(path, f"column {name!r}: from_file_name is true or false")
+    ways = [w for w, given in (("from", "from" in spec), ("value", fixed is not None),
+                               ("from_file_name", from_file_name), ("the unpivot", unpivoted))
+            if given]
+    if len(ways) > 1:
+        raise _fail(path, f"column {name!r} takes its value one way only, not from "
+                          f"{' and '.join(ways)}" + (
+                              " (the unpivot fills it: remove 'from')" if unpivoted else ""))
+    if from_file_name and name not in kind.from_file_name:
+        raise _fail(path, f"column {name!r}: only {sorted(kind.from_file_name)} can be read "
+                          f"from the file name")
     values = {str(k): str(v) for k, v in (spec.get("values") or {}).items()}
     for label in values:
         if "{" in label or "}" in label:
@@ -176,21 +232,42 @@ def _column(path: Path, kind: Kind, name: str, spec: dict, seeds: Path,
             if not set(values.values()) <= {"true", "false"}:
                 raise _fail(path, f"column {name!r}: a boolean maps its labels to true/false")
         elif not values:
-            raise _fail(path, f"column {name!r}: a category needs its allowed 'values'")
+            raise _fail(path, f"column {name!r}: a category needs its allowed 'values' "
+                              f"(the file's label: our code)")
+        if fixed is not None and str(fixed) not in values:
+            if str(fixed) not in set(values.values()):
+                raise _fail(path, f"column {name!r}: value {str(fixed)!r} is not one of its "
+                                  f"labels or codes")
+            values = {**values, str(fixed): str(fixed)}  # a code given as it is
+    elif "values" in spec:
+        raise _fail(path, f"column {name!r}: 'values' maps labels to codes; a {typ} has none")
+    names = {str(k): str(v) for k, v in (spec.get("names") or {}).items()}
+    if names:
+        if typ not in ("category", "country"):
+            raise _fail(path, f"column {name!r}: 'names' (display names by code) are for "
+                              f"categories")
+        unknown = sorted(set(names) - set(values.values()))
+        if unknown:
+            raise _fail(path, f"column {name!r}: names are given for {unknown}, which are not "
+                              f"codes of its 'values'")
     required = spec.get("required", True)
     if not required and name not in kind.optional:
         raise _fail(path, f"column {name!r} is required by kind {kind.name!r}")
-    source = spec.get("from", None if unpivoted else name)
+    low, high = kind.bounds.get(name, (None, None))
+    source = None if unpivoted or fixed is not None or from_file_name \
+        else spec.get("from", name)
     return Column(
         name=name, source=None if source is None else str(source), type=typ, values=values,
-        min=spec.get("min"), max=spec.get("max"),
+        min=spec.get("min", low), max=spec.get("max", high),
         thousands_separator=spec.get("thousands_separator"), required=required,
-        separator=str(spec.get("separator", ";")),
+        separator=str(spec.get("separator", ";")), names=names,
+        fixed=None if fixed is None else str(fixed), from_file_name=from_file_name,
     )
 
 
 def _file_spec(path: Path, doc: dict) -> FileSpec:
     f = doc.get("file") or {}
+    _only_known(path, "file: ", f, FILE_KEYS)
     spec = FileSpec(
         format=f.get("format", "csv"), encoding=f.get("encoding", "utf-8"),
         delimiter=f.get("delimiter", ","), sheet=f.get("sheet"),
@@ -213,19 +290,28 @@ def _file_spec(path: Path, doc: dict) -> FileSpec:
 def load_contract(path: Path, root: Path | None = None) -> Contract:
     root = root or repo_root()
     seeds = root / "dbt" / "seeds"
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise _fail(path, f"not valid YAML{where}") from None
+    if not isinstance(doc, dict):
+        raise _fail(path, "a contract is a mapping of fields (name, kind, columns, ...)")
     for key in ("name", "kind", "columns", "grain"):
         if key not in doc:
             raise _fail(path, f"missing required field {key!r}")
     if doc["kind"] not in KINDS:
         raise _fail(path, f"kind {doc['kind']!r} is not one of {sorted(KINDS)}")
     kind = KINDS[doc["kind"]]
+    _only_known(path, "", doc, TOP_KEYS | set(kind.all_constants))
     if not str(doc["name"]).isidentifier() or doc["name"] != str(doc["name"]).lower():
         raise _fail(path, "name must be lower_snake_case (it names tables and DAGs)")
 
     unpivot = None
     if doc.get("unpivot"):
         u = doc["unpivot"]
+        _only_known(path, "unpivot: ", u, UNPIVOT_KEYS)
         try:
             unpivot = Unpivot(columns=str(u["columns"]), name_to=u["name_to"],
                               value_to=u["value_to"], skip_empty=u.get("skip_empty", True))
@@ -236,6 +322,8 @@ def load_contract(path: Path, root: Path | None = None) -> Contract:
             raise _fail(path, f"unpivot.columns is not a valid pattern: {e}") from e
     filled = {unpivot.name_to, unpivot.value_to} if unpivot else set()
 
+    if not isinstance(doc["columns"], dict):
+        raise _fail(path, "columns must be a mapping: canonical column -> its settings")
     columns = [_column(path, kind, name, spec, seeds, name in filled)
                for name, spec in doc["columns"].items()]
     names = {c.name for c in columns}
@@ -258,13 +346,34 @@ def load_contract(path: Path, root: Path | None = None) -> Contract:
     for k, v in constants.items():
         if v is None:
             raise _fail(path, f"kind {kind.name!r} needs field {k!r}")
+    for k, (_, default) in kind.optional_constants.items():
+        constants[k] = doc.get(k, default)
+    for k, v in constants.items():
+        typ = kind.all_constants[k]
+        if typ == "boolean" and not isinstance(v, bool):
+            raise _fail(path, f"{k} is true or false")
+        if typ == "text" and v is not None:
+            constants[k] = v = str(v)
+        if k in kind.code_constants and not _CODE.fullmatch(v):
+            raise _fail(path, f"{k} {v!r} must be a code in lower_snake_case (it identifies "
+                              f"figures), e.g. {_as_code(v)!r}; put the display name in "
+                              f"{k}_name")
+        if k in kind.constant_choices and v not in kind.constant_choices[k]:
+            raise _fail(path, f"{k} must be one of {list(kind.constant_choices[k])}")
+    if constants.get("edition") is not None and not _EDITION.fullmatch(constants["edition"]):
+        raise _fail(path, "edition is the date of the publication the figures come from: "
+                          "a year (2023), a month (2023-04) or a day (2023-04-30)")
 
     totals = None
     if doc.get("totals"):
         t = doc["totals"]
         if not kind.has_totals:
             raise _fail(path, f"kind {kind.name!r} has no total rows to reconcile")
-        if not isinstance(t, dict) or not isinstance(t.get("when"), dict) or "sum_of" not in t:
+        if isinstance(t, list):
+            raise _fail(path, "totals is one rule (when: ..., sum_of: ...), not a list: a "
+                              "contract reconciles one kind of total row")
+        _only_known(path, "totals: ", t, TOTALS_KEYS)
+        if not isinstance(t.get("when"), dict) or "sum_of" not in t:
             raise _fail(path, "totals needs when: {column: code} and sum_of: column")
         totals = Totals(when={str(k): str(v) for k, v in t["when"].items()},
                         sum_of=str(t["sum_of"]), tolerance=int(t.get("tolerance", 0)))
@@ -283,6 +392,10 @@ def load_contract(path: Path, root: Path | None = None) -> Contract:
         sample=(root / sample) if sample else None,
         generated_by=doc.get("generated_by"), schedule=doc.get("schedule"),
     )
+
+
+def _as_code(text: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_") or "code"
 
 
 def contracts_dir(settings: Settings) -> Path:

@@ -10,6 +10,7 @@ source row number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from safeguard.contracts.predicates import as_timestamp
 
@@ -52,8 +53,16 @@ class Kind:
     types: dict[str, str]
     #: contract-level fields copied onto every raw row (field -> SQL type)
     constants: dict[str, str]
+    #: contract-level fields a contract may leave out: field -> (SQL type, default)
+    optional_constants: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    #: contract-level fields that are codes (lower_snake_case), not free text
+    code_constants: frozenset[str] = frozenset()
+    #: contract-level fields limited to a set of values
+    constant_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: column -> the raw column that keeps the publisher's own label next to our code
     label_columns: dict[str, str] = field(default_factory=dict)
+    #: column -> the raw column that keeps the display name the contract gives its code
+    name_columns: dict[str, str] = field(default_factory=dict)
     #: category column -> reference list in dbt/seeds/ref_<name>.csv (first column = codes)
     references: dict[str, str] = field(default_factory=dict)
     #: columns a contract may leave out or leave empty
@@ -61,6 +70,15 @@ class Kind:
     row_rules: tuple[RowRule, ...] = ()
     #: whether a contract may declare published total rows, reconciled against their parts
     has_totals: bool = False
+    #: bounds every contract gets for a column (column -> (min, max)), e.g. a quarter 1-4
+    bounds: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: columns whose value may come from the file's name (``from_file_name: true``)
+    from_file_name: frozenset[str] = frozenset()
+
+    @property
+    def all_constants(self) -> dict[str, str]:
+        """Every contract-level field copied onto raw rows -> SQL type."""
+        return {**self.constants, **{k: t for k, (t, _) in self.optional_constants.items()}}
 
     @property
     def columns(self) -> dict[str, str]:
@@ -79,14 +97,45 @@ def _not_before_received(col: str) -> RowRule:
                    f"{col} must not be earlier than received_at")
 
 
+#: a published figure is identified by what it is: publisher, series, measure (the
+#: category), its dimensions and its period; the citation (source_name) is not part of it
 PUBLISHED_FIGURES = Kind(
     name="published_figures",
     raw_table="published_figures",
-    types={"year": "year", "category": "category", "value": "count"},
+    types={
+        "year": "year",
+        "quarter": "integer",
+        "month": "integer",
+        "category": "category",
+        "value": "count",
+        "country_code": "country",
+        "region": "category",
+        "age_group": "category",
+        "sex": "category",
+        "channel": "category",
+    },
     constants={"publisher": "text", "series": "text", "source_name": "text",
                "is_synthetic": "boolean"},
+    optional_constants={
+        "publisher_name": ("text", None),
+        "series_name": ("text", None),
+        "source_url": ("text", None),
+        "unit": ("text", "count"),
+        # precedence when several sources deliver one figure: the publisher's own table
+        # (primary) over a secondary source; then the later edition
+        "source_role": ("text", "primary"),
+        "edition": ("text", None),
+    },
+    code_constants=frozenset({"publisher", "series"}),
+    constant_choices={"source_role": ("primary", "secondary")},
     label_columns={"category": "category_label"},
+    name_columns={"category": "category_name"},
+    references={"country_code": "countries", "channel": "channels"},
+    optional=frozenset({"quarter", "month", "country_code", "region", "age_group", "sex",
+                        "channel"}),
     has_totals=True,
+    bounds={"quarter": (1, 4), "month": (1, 12)},
+    from_file_name=frozenset({"year", "month"}),
 )
 
 CASE_EXTRACT = Kind(
@@ -152,6 +201,7 @@ LEGISLATION = Kind(
     raw_table="legislation_review",
     types={"country_code": "country", "edition": "integer", "has_dedicated_law": "boolean"},
     constants={"publisher": "text", "source_name": "text", "is_synthetic": "boolean"},
+    optional_constants={"source_url": ("text", None)},
     references={"country_code": "countries"},
 )
 

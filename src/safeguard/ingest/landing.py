@@ -35,7 +35,7 @@ from safeguard.ingest.tables import (
     record_batch_issue,
     recreate_landing_table,
 )
-from safeguard.periods import declared_period
+from safeguard.periods import DeclaredPeriod, declared_period
 from safeguard.runs import BATCH, hold, is_held, run_by_default
 
 
@@ -164,15 +164,17 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
         conn.commit()
         try:
             with conn.transaction():
-                recreate_landing_table(conn, contract, batch_id, declared_period(path.name))
+                declared = declared_period(path.name)
+                given = values_not_in_file(contract, name, declared)
+                recreate_landing_table(conn, contract, batch_id, declared)
                 admission = Admission(contract, settings.secret("SAFEGUARD_PSEUDONYM_KEY"))
                 try:
                     with conn.transaction():  # a savepoint: the fast reader may give up
-                        rows = _copy(conn, contract, admission,
-                                     read_batches(contract, path, facts))
+                        rows = copy_admitted(conn, contract, admission,
+                                     read_batches(contract, path, facts), given)
                 except NotSimple:
-                    rows = _copy(conn, contract, admission,
-                                 read_batches(contract, path, facts, fast=False))
+                    rows = copy_admitted(conn, contract, admission,
+                                 read_batches(contract, path, facts, fast=False), given)
                 conn.execute(
                     "update ops.batches set status = 'landed', rows_read = %s, "
                     "held_until_loaded = %s, message = %s where batch_id = %s",
@@ -218,15 +220,44 @@ def _record_rejection(conn: psycopg.Connection, batch_id: str, message: str) -> 
 _COPIED = [c for c in LINEAGE if c != "batch_id"]
 
 
-def _copy(conn: psycopg.Connection, contract: Contract, admission: Admission,
-          batches: Iterator[RawBatch]) -> int:
+def values_not_in_file(contract: Contract, shown_name: str,
+                       declared: DeclaredPeriod | None) -> dict[str, str]:
+    """The values the contract gives columns the file does not hold: fixed (``value:``) or
+    read from the file's name (``from_file_name: true``). Each goes through the same
+    allow-list and rules as a delivered value would. A name that does not declare the one
+    year (or month) asked for rejects the file (rule ``value_from_file_name``)."""
+    out: dict[str, str] = {}
+    for c in contract.columns:
+        if c.fixed is not None:
+            out[c.name] = c.fixed
+        elif c.from_file_name:
+            last = declared.end - timedelta(days=1) if declared else None
+            if c.name == "year" and declared and declared.start.year == last.year:
+                out[c.name] = str(declared.start.year)
+            elif c.name == "month" and declared and (declared.start.year, declared.start.month
+                                                     ) == (last.year, last.month):
+                out[c.name] = str(declared.start.month)
+            else:
+                what = "one year (e.g. _2022)" if c.name == "year" else "one month (_2022-03)"
+                raise FileRejected(
+                    f"{shown_name}: the contract takes column {c.name!r} from the file name, "
+                    f"which must declare {what}; it declares "
+                    f"{'nothing' if declared is None else str(declared)} "
+                    f"(rule: value_from_file_name)")
+    return out
+
+
+def copy_admitted(conn: psycopg.Connection, contract: Contract, admission: Admission,
+          batches: Iterator[RawBatch], given: dict[str, str] | None = None,
+          table: sql.Composable | None = None) -> int:
     """Admit each batch of records and send it through COPY as CSV; return the records."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     cols = list(contract.kind.types)
     copy_sql = sql.SQL("copy {} ({}) from stdin (format csv)").format(
-        landing_table(contract), sql.SQL(", ").join(map(sql.Identifier, [*_COPIED, *cols])))
+        table if table is not None else landing_table(contract),
+        sql.SQL(", ").join(map(sql.Identifier, [*_COPIED, *cols])))
     rows = 0
     options = pcsv.WriteOptions(include_header=False)
     stopped: Exception | None = None
@@ -238,7 +269,11 @@ def _copy(conn: psycopg.Connection, contract: Contract, admission: Admission,
         try:
             for raw in batches:
                 n = len(raw)
-                admitted = admission(raw.columns)
+                delivered = raw.columns
+                if given:
+                    delivered = {**delivered, **{c: pa.repeat(pa.scalar(v, pa.string()), n)
+                                                 for c, v in given.items()}}
+                admitted = admission(delivered)
                 absent = pa.nulls(n, pa.string())
                 table = pa.table({
                     "source_row_number": pa.array(range(rows + 1, rows + n + 1), pa.int64()),

@@ -163,6 +163,10 @@ def _insert_raw(conn: psycopg.Connection, contract: Contract, landing: sql.Compo
         if c.name in kind.label_columns:
             target.append(sql.Identifier(kind.label_columns[c.name]))
             select.append(col)
+        if c.name in kind.name_columns and c.names:
+            target.append(sql.Identifier(kind.name_columns[c.name]))
+            select.append(sql.SQL("({}::jsonb ->> {})").format(
+                sql.Literal(json.dumps(c.names)), codes[c.name]))
     if contract.totals:
         target.append(sql.Identifier("is_total"))
         select.append(sql.SQL("coalesce({}, false)").format(sql.SQL(" and ").join(
@@ -203,12 +207,25 @@ def reconcile_totals(conn: psycopg.Connection, contract: Contract, batch_id: str
             group=sql.SQL("").join(sql.SQL(", tot.{}").format(sql.Identifier(g)) for g in group)),
         {"batch": batch_id, "tolerance": t.tolerance}).fetchall()
     out = []
+    # the flag travels with the figures: every row of the batch is checked, and the rows of
+    # a group whose total does not add up (the total and its parts) carry the warning
+    conn.execute(sql.SQL("update {} set total_reconciles = true, reconcile_note = null "
+                         "where batch_id = %s").format(table), [batch_id])
     for record, shown, total, parts, n in rows:
-        out.append(RuleFailure(
+        failure = RuleFailure(
             rule="total_reconciles", column=t.sum_of, rows=[record],
             message=(f"published total {total:,} ({shown}) but its {n} parts sum "
                      f"to {parts:,} (difference {total - parts:+,}); loaded as published, "
-                     f"check the source")))
+                     f"check the source"))
+        out.append(failure)
+        conn.execute(sql.SQL("""
+            update {table} as p set total_reconciles = false, reconcile_note = %(note)s
+            from {table} as tot
+            where tot.batch_id = %(batch)s and tot.source_row_number = %(record)s
+                and p.batch_id = tot.batch_id
+                and (p.source_row_number = tot.source_row_number or (not p.is_total and {on}))
+            """).format(table=table, on=on),
+            {"note": failure.message, "batch": batch_id, "record": record})
     return out
 
 

@@ -36,13 +36,19 @@ def ensure_raw_table(conn: psycopg.Connection, kind: Kind) -> None:
         conn.execute(sql.SQL("alter table {} drop constraint {}").format(
             table, sql.Identifier(fkey)))
     cols = [("source_row", "bigint"), ("source_column", "text")]
-    cols += list(kind.constants.items())
+    cols += list(kind.all_constants.items())
     for name, typ in kind.columns.items():
         cols.append((name, typ))
         if name in kind.label_columns:
             cols.append((kind.label_columns[name], "text"))
+        if name in kind.name_columns:
+            cols.append((kind.name_columns[name], "text"))
     if kind.has_totals:
         cols.append(("is_total", "boolean not null default false"))
+        # set on the rows of a group whose published total does not add up (null: no total
+        # checked), with the warning's text: the flag travels with the figure to reporting
+        cols.append(("total_reconciles", "boolean"))
+        cols.append(("reconcile_note", "text"))
     have = {r[0] for r in conn.execute(
         "select column_name from information_schema.columns where table_schema = 'raw' "
         "and table_name = %s", [kind.raw_table])}
@@ -72,7 +78,8 @@ def landing_table(contract: Contract) -> sql.Composable:
 
 
 def recreate_landing_table(conn: psycopg.Connection, contract: Contract, batch_id: str,
-                           declared: DeclaredPeriod | None = None) -> None:
+                           declared: DeclaredPeriod | None = None,
+                           table: sql.Composable | None = None) -> None:
     """Landing holds one batch at a time, for GX and the rules to check in place: each value
     as admitted (as delivered when it conforms to its column, a marker otherwise; see
     ``admit``), as text. Unlogged: it is never replayed from the WAL, and a crash empties it."""
@@ -84,6 +91,11 @@ def recreate_landing_table(conn: psycopg.Connection, contract: Contract, batch_i
     cols += [sql.SQL("{} date default {}").format(sql.Identifier(name), sql.Literal(bound))
              for name, bound in zip(DECLARED, bounds, strict=True)]
     cols += [sql.SQL("{} text").format(sql.Identifier(c)) for c in contract.kind.types]
+    if table is not None:  # a dry run's own table, gone with its session (sources check)
+        conn.execute(sql.SQL("drop table if exists {}").format(table))
+        conn.execute(sql.SQL("create temporary table {} ({})").format(
+            table, sql.SQL(", ").join(cols)))
+        return
     table = landing_table(contract)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     conn.execute(sql.SQL("create unlogged table {} ({})").format(table, sql.SQL(", ").join(cols)))
