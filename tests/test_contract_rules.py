@@ -190,3 +190,23 @@ def test_schema_refuses_what_the_loader_refuses():
     doc["total"] = doc.pop("totals")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, SCHEMA)
+
+
+def test_an_unpivot_pattern_must_match_the_whole_header(tmp_path):
+    """`^(19|20)[0-9][0-9]$` takes 2021, not "2021 (provisional)": such a header is not a year
+    column, and the file is refused naming it, not read with the column dropped."""
+    from safeguard.ingest.readers import file_facts, read_batches
+
+    contract = _load(tmp_path, GOOD)
+    path = tmp_path / "testpub_2020_2021.csv"
+    path.write_text("Table 1 (test data)\nCategory,2020,2021 (provisional)\n"
+                    "Self-generated imagery,10,20\nTotal,10,20\n")
+    with pytest.raises(FileRejected) as e:
+        list(read_batches(contract, path, file_facts(path), fast=False))
+    assert "(rule: header_matches_contract)" in str(e.value)
+    assert "Unknown: ['2021 (provisional)']" in str(e.value)
+    path.write_text("Table 1 (test data)\nCategory,2020,2021\n"
+                    "Self-generated imagery,10,\nTotal,10,20\n")
+    batches = list(read_batches(contract, path, file_facts(path), fast=False))
+    # skip_empty (the default): the empty 2021 cell is no row, since not published is not 0
+    assert sum(len(b) for b in batches) == 3

@@ -48,6 +48,9 @@ FACE = {
     "grooming-stages-channels": [SYNTHETIC, "sample_hotline_cases"],
     "global-legislation": [ILLUSTRATIVE, "Model Legislation & Global Review"],
     "hotline-operations": [SYNTHETIC, "sample_hotline_cases"],
+    "published-figures": ["real, as published, each with its source",
+                          "NCMEC CyberTipline data (published figures)", "IWF", "INHOPE",
+                          "Cybertip.ca"],
 }
 #: Figures that must appear in a chart: published figures, exactly as published.
 FIGURES = {
@@ -57,6 +60,10 @@ FIGURES = {
                                       "Online enticement of children for sexual acts"],
         "Countries with dedicated grooming law, 1st edition": ["63"],
         "Countries with dedicated grooming law, 2nd edition": ["77"],
+    },
+    "published-figures": {
+        # each publisher's figures, as published (IWF 2023, INHOPE 2023, Cybertip.ca 2022)
+        "Published figures and their sources": ["392,665", "Internet Watch Foundation (IWF)"],
     },
     "global-legislation": {
         "Countries with dedicated grooming law, 1st edition": ["63"],

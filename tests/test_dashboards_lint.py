@@ -55,6 +55,7 @@ EXPECTED = {
     "global-legislation": ("Global legislation", ["gl-region", "gl-country"]),
     "hotline-operations": ("Hotline operations", ["ho-period", "ho-region", "ho-channel"]),
     "pipeline-health": ("Pipeline health", ["ph-period", "ph-source"]),
+    "published-figures": ("Published figures", ["pf-publisher", "pf-series"]),
 }
 
 #: Charts a filter leaves out on purpose although their dataset has the column.
@@ -67,6 +68,12 @@ DELIBERATELY_UNFILTERED = {
     # the latest delivery of each source, whenever it came: a source silent for the whole
     # period is exactly what the engineer must see
     "ph-period": {"Latest delivery per source"},
+    # NCMEC's world-wide figures: a region or country would leave them empty (the banner
+    # says the filters apply to the case charts only)
+    "lo-region": {"Published figures by year", "Online enticement reports by year",
+                  "Online enticement, change 2019 to 2020 (%)"},
+    "lo-country": {"Published figures by year", "Online enticement reports by year",
+                   "Online enticement, change 2019 to 2020 (%)"},
 }
 
 #: Reporting models built on generated or illustrative sample data, and the banner each needs.

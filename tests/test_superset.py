@@ -52,6 +52,7 @@ TITLES = {
     "global-legislation": "Global legislation",
     "hotline-operations": "Hotline operations",
     "pipeline-health": "Pipeline health",
+    "published-figures": "Published figures",
 }
 #: Charts whose empty result is a good outcome, not a broken pipeline.
 MAY_BE_EMPTY = {"Data-quality notes on published sources",

@@ -104,7 +104,6 @@ def sources_check(contract: str, file: Path) -> None:
     2 the file would be rejected whole, 3 the contract is wrong, 4 the check could not run."""
     from safeguard.contracts import ContractError, get_contract, load_contract
     from safeguard.db.bootstrap import ensure_server
-    from safeguard.ingest.admit import shown_file_name
     from safeguard.ingest.check import check_file
     from safeguard.ingest.errors import FileRejected
 
@@ -122,18 +121,24 @@ def sources_check(contract: str, file: Path) -> None:
         click.echo(f"WOULD REJECT: {e}", err=True)
         sys.exit(EXIT_FILE_REJECTED)
     except Exception as e:  # never a traceback (a driver's message may quote a value)
-        state = getattr(getattr(e, "diag", None), "sqlstate", None)
-        click.echo(f"ERROR: {shown_file_name(file.name)}: the check stopped "
-                   f"({type(e).__name__}{f', SQLSTATE {state}' if state else ''}); "
-                   f"nothing was written. Check that the database is up "
-                   f"(`safeguard db status`).", err=True)
-        sys.exit(EXIT_FAILED)
+        _stopped(e, file, "the check stopped", "nothing was written")
     would, loads, aside = report.outcome(chosen)
     click.echo(f"{report.file_name} under {chosen.name}: would {would}; read "
                f"{report.rows_read} = would load {loads} + set aside {aside} (nothing written)")
     if report.message:
         click.echo(report.message)
     sys.exit(EXIT_ROWS_FAILED if report.rows_set_aside else EXIT_LOADED)
+
+
+def _stopped(e: Exception, file: Path, what: str, outcome: str) -> None:
+    """Exit 4 with the kind of error only: a driver's message may quote a delivered value."""
+    from safeguard.ingest.admit import shown_file_name
+
+    state = getattr(getattr(e, "diag", None), "sqlstate", None)
+    click.echo(f"ERROR: {shown_file_name(file.name)}: {what} ({type(e).__name__}"
+               f"{f', SQLSTATE {state}' if state else ''}); {outcome}. Check that the "
+               f"database is up (`safeguard db status`) and run it again.", err=True)
+    sys.exit(EXIT_FAILED)
 
 
 #: ``safeguard ingest`` exit codes (``--help`` says the same)
@@ -157,7 +162,6 @@ def ingest(source: str, file: Path) -> None:
     Messages name the file, row, column and rule, never a delivered value."""
     from safeguard.contracts import ContractError, get_contract
     from safeguard.db.bootstrap import ensure_server
-    from safeguard.ingest.admit import shown_file_name
     from safeguard.ingest.errors import FileRejected, IngestError
     from safeguard.ingest.pipeline import ingest_file
 
@@ -176,12 +180,7 @@ def ingest(source: str, file: Path) -> None:
         click.echo(f"FAILED: {e}", err=True)
         sys.exit(EXIT_ROWS_FAILED if e.result is not None else EXIT_FAILED)
     except Exception as e:  # never a traceback (a driver's message may quote a value)
-        state = getattr(getattr(e, "diag", None), "sqlstate", None)
-        click.echo(f"ERROR: {shown_file_name(file.name)}: the run stopped ({type(e).__name__}"
-                   f"{f', SQLSTATE {state}' if state else ''}); nothing was loaded from it. "
-                   f"Check that the database is up (`safeguard db status`) and run it again.",
-                   err=True)
-        sys.exit(EXIT_FAILED)
+        _stopped(e, file, "the run stopped", "nothing was loaded from it")
     click.echo(f"{result.status}: {result.message} (batch {result.batch_id}; read "
                f"{result.rows_read} = loaded {result.rows_loaded} + quarantined "
                f"{result.rows_quarantined})")
