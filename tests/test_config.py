@@ -7,6 +7,7 @@ generator draws again instead.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,17 @@ def test_a_secret_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> N
     # and the real generator, many times over
     monkeypatch.undo()
     assert not any(config._generated_secret(18).startswith("-") for _ in range(2000))
+
+
+def test_private_files_are_never_readable_by_others_even_briefly(tmp_path):
+    """Written with mode 600 from creation: a umask of 022 would otherwise leave a window."""
+    path = tmp_path / "secrets.env"
+    old = os.umask(0o022)
+    try:
+        config.write_private(path, "A=1\n")
+        config.write_private(path, "A=2\n")  # replaced atomically, still private
+    finally:
+        os.umask(old)
+    assert path.read_text() == "A=2\n"
+    assert oct(path.stat().st_mode)[-3:] == "600"
+    assert not list(tmp_path.glob("*.tmp"))

@@ -66,4 +66,16 @@ create index if not exists publication_runs_started on ops.publication_runs (sta
 grant select, insert, update on ops.publication_runs to safeguard_transformer;
 grant select on ops.publication_runs to safeguard_analyst;
 
+-- The pseudonym key's fingerprint (HMAC of a fixed text under the key: it does not reveal the
+-- key), recorded at first use. Pseudonymous case keys made with another key would never match
+-- the ones already loaded, splitting every case from its later deliveries: a load with another
+-- key is refused (safeguard.ingest.keys). A planned rotation retires a fingerprint.
+create table if not exists ops.pseudonym_keys (
+    fingerprint     text primary key,
+    first_used_at   timestamptz not null default now(),
+    retired_at      timestamptz
+);
+create unique index if not exists pseudonym_keys_one_in_use
+    on ops.pseudonym_keys ((true)) where retired_at is null;
+
 reset role;

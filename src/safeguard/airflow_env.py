@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from safeguard.config import Settings
+from safeguard.config import Settings, write_private
 
 
 def airflow_exe() -> str:
@@ -79,5 +79,4 @@ def migrate(s: Settings) -> None:
     """Airflow's metadata schema, and the admin login of the simple auth manager."""
     airflow(s, "db", "migrate", capture=True)
     passwords = _passwords_file(s)
-    passwords.write_text(json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))
-    passwords.chmod(0o600)
+    write_private(passwords, json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))

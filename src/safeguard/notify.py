@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import smtplib
+import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -55,7 +56,10 @@ def notify(event: dict[str, Any]) -> None:
 
             httpx.post(url, json={"text": text, "event": event}, timeout=10).raise_for_status()
         except Exception as e:  # a notifier must not fail the task it reports on
-            log.error("webhook %s failed: %s", url, e)
+            # the address is a bearer secret, and httpx's messages quote it: the kind only
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            log.error("alert webhook failed (%s%s); its address is a secret and is not logged",
+                      type(e).__name__, f", HTTP {status}" if status else "")
 
     host = os.environ.get("SAFEGUARD_ALERT_SMTP_HOST")
     to = os.environ.get("SAFEGUARD_ALERT_EMAIL_TO")
@@ -73,7 +77,10 @@ def notify(event: dict[str, Any]) -> None:
             tls = os.environ.get("SAFEGUARD_ALERT_SMTP_STARTTLS", "true" if user else "false")
             with smtplib.SMTP(host, port, timeout=10) as smtp:
                 if tls.strip().lower() in ("1", "true", "yes", "on"):
-                    smtp.starttls()
+                    # verify the server's certificate (smtplib does not unless given a
+                    # context): the system's CAs, or SAFEGUARD_ALERT_SMTP_CAFILE
+                    smtp.starttls(context=ssl.create_default_context(
+                        cafile=os.environ.get("SAFEGUARD_ALERT_SMTP_CAFILE") or None))
                 if user:
                     smtp.login(user, os.environ.get("SAFEGUARD_ALERT_SMTP_PASSWORD", ""))
                 smtp.send_message(msg)

@@ -27,6 +27,7 @@ from safeguard.config import Settings
 from safeguard.contracts import Contract
 from safeguard.ingest.admit import Admission, shown_file_name
 from safeguard.ingest.errors import FileRejected, SourceBusy
+from safeguard.ingest.keys import check_pseudonym_key
 from safeguard.ingest.readers import NotSimple, RawBatch, file_facts, read_batches
 from safeguard.ingest.tables import (
     LINEAGE,
@@ -155,6 +156,7 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
     with psycopg.connect(settings.url("loader")) as conn:
         ensure_raw_table(conn, contract.kind)
         conn.commit()
+        check_pseudonym_key(conn, contract, settings.secret("SAFEGUARD_PSEUDONYM_KEY"))
         earlier = _open_batch(conn, contract, batch_id, path, facts.sha256, facts.size, run_by,
                               wait, hold_with)
         if earlier:
