@@ -94,9 +94,9 @@ class _StartTlsServer(threading.Thread):
                 pass
 
 
-def test_starttls_refuses_a_certificate_it_cannot_verify(home, tmp_path, monkeypatch, caplog):
-    from safeguard.notify import notify
-
+@pytest.fixture()
+def starttls_server(home, tmp_path, monkeypatch):
+    """The notifier pointed at a STARTTLS server with a self-signed certificate."""
     cert, key = _self_signed(tmp_path)
     server = _StartTlsServer(cert, key)
     server.start()
@@ -104,27 +104,27 @@ def test_starttls_refuses_a_certificate_it_cannot_verify(home, tmp_path, monkeyp
     monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_PORT", str(server.port))
     monkeypatch.setenv("SAFEGUARD_ALERT_EMAIL_TO", "duty@ngo.example")
     monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_STARTTLS", "true")
+    server.cert = cert
+    return server
+
+
+def test_starttls_refuses_a_certificate_it_cannot_verify(starttls_server, caplog):
+    from safeguard.notify import notify
+
     with caplog.at_level("ERROR", logger="safeguard.notify"):
         notify(dict(EVENT))
-    server.join(timeout=10)
-    assert not server.spoke_over_tls  # never a word over an unverified channel
+    starttls_server.join(timeout=10)
+    assert not starttls_server.spoke_over_tls  # never a word over an unverified channel
     assert "CERTIFICATE_VERIFY_FAILED" in caplog.text, caplog.text
 
 
-def test_starttls_trusts_the_ca_it_is_given(home, tmp_path, monkeypatch, caplog):
+def test_starttls_trusts_the_ca_it_is_given(starttls_server, monkeypatch, caplog):
     """With SAFEGUARD_ALERT_SMTP_CAFILE naming the issuer, the handshake goes through."""
     from safeguard.notify import notify
 
-    cert, key = _self_signed(tmp_path)
-    server = _StartTlsServer(cert, key)
-    server.start()
-    monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_HOST", "localhost")
-    monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_PORT", str(server.port))
-    monkeypatch.setenv("SAFEGUARD_ALERT_EMAIL_TO", "duty@ngo.example")
-    monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_STARTTLS", "true")
-    monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_CAFILE", str(cert))
+    monkeypatch.setenv("SAFEGUARD_ALERT_SMTP_CAFILE", str(starttls_server.cert))
     with caplog.at_level("ERROR", logger="safeguard.notify"):
         notify(dict(EVENT))
-    server.join(timeout=10)
-    assert server.spoke_over_tls
+    starttls_server.join(timeout=10)
+    assert starttls_server.spoke_over_tls
     assert "CERTIFICATE_VERIFY_FAILED" not in caplog.text
