@@ -45,7 +45,11 @@ HOTLINE = "sample_hotline_cases"
 PARTNER = "sample_partner_aggregates"
 NCMEC = "ncmec_cybertipline"
 ICMEC = "icmec_grooming_legislation"
-SOURCES = (HOTLINE, PARTNER, NCMEC, ICMEC)
+#: the published-figure tables: their clean rows are built from the contract alone
+#: (``_from_contract``), so a table added later is attacked without new code here
+IWF, INHOPE = "iwf_annual_reports", "inhope_iccam"
+CYBERTIP, NCMEC_BY_COUNTRY = "cybertip_incident_types", "ncmec_reports_by_country"
+SOURCES = (HOTLINE, PARTNER, NCMEC, ICMEC, IWF, INHOPE, CYBERTIP, NCMEC_BY_COUNTRY)
 
 #: every value planted in a cell: the corpus alone, then inside other text
 PLANTED_VALUES: list[tuple[str, str]] = [*CORPUS, *EMBEDDED]
@@ -55,7 +59,11 @@ CASE_ID_PREFIX = "HLX-SRC-"
 NAMED_AFTER = {HOTLINE: ("cases_", "jane.doe@example.org"),
                PARTNER: ("partner_", "+44 7700 900123"),
                NCMEC: ("ncmec_", "Emily Johnson"),
-               ICMEC: ("icmec_", "kidsgamehub.example.org")}
+               ICMEC: ("icmec_", "kidsgamehub.example.org"),
+               IWF: ("iwf_", "Oliver Brandt"),
+               INHOPE: ("inhope_", "darkroom.example.net"),
+               CYBERTIP: ("cybertip_", "Amelia Hartley"),
+               NCMEC_BY_COUNTRY: ("by_country_", "Hannah Schmidt")}
 
 EXIT_LOADED, EXIT_ROWS_FAILED, EXIT_FILE_REJECTED = 0, 1, 2
 
@@ -138,6 +146,8 @@ class Source:
     clean: Callable[[int], dict[str, str]]  # row i: clean, its grain unique to i
     policy: str
     raw_table: str
+    #: what the file's name must end with: the period a column is read from (e.g. ``_2022``)
+    name_suffix: str = ""
 
 
 def _sources(settings) -> dict[str, Source]:
@@ -181,12 +191,44 @@ def _sources(settings) -> dict[str, Source]:
 
     builders = {HOTLINE: hotline, PARTNER: partner, NCMEC: ncmec, ICMEC: icmec}
     out = {}
-    for name, build in builders.items():
+    for name in SOURCES:
         c = contracts[name]
+        build = builders.get(name) or _from_contract(c)
         header = list(build(0))
         assert sorted(header) == sorted(col.source for col in c.read_columns), name
-        out[name] = Source(name, header, build, c.on_row_failure, c.kind.raw_table)
+        from_name = {col.name for col in c.columns if col.from_file_name}
+        suffix = "_2022-03" if "month" in from_name else "_2022" if from_name else ""
+        out[name] = Source(name, header, build, c.on_row_failure, c.kind.raw_table, suffix)
     return out
+
+
+def _from_contract(contract) -> Callable[[int], dict[str, str]]:
+    """Clean rows of a published-figures contract, from its columns alone: every labelled
+    column takes its labels (a totals row's label left out: a clean file reconciles by having
+    none), a year column the years from its minimum, the value a count in the contract's
+    thousands style. Row i's grain is unique to i while the combinations last."""
+    sep = {}
+    domains: list[tuple[str, list[str]]] = []
+    totals = set(contract.totals.when.values()) if contract.totals else set()
+    for col in contract.read_columns:
+        assert not contract.unpivot, f"{contract.name}: unpivoted headers need a builder here"
+        if col.type == "count":
+            sep[col.source] = col.thousands_separator or ""
+        elif col.values:
+            domains.append((col.source, sorted(k for k, v in col.values.items()
+                                               if v not in totals)))
+        elif col.type == "year":
+            domains.append((col.source, [str(y) for y in range(max(col.min or 1990, 1990),
+                                                                2025)]))
+        else:
+            raise AssertionError(f"{contract.name}: no clean value for column {col.name!r} "
+                                 f"({col.type}); teach _from_contract one")
+
+    def build(i: int) -> dict[str, str]:
+        row = dict(zip([d[0] for d in domains], _digits(i, *[d[1] for d in domains]), strict=True))
+        row.update({source: f"{1_000 + i:,}".replace(",", s) for source, s in sep.items()})
+        return row
+    return build
 
 
 def _write_csv(path: Path, header: list[str], rows: Iterable[list[str]]) -> Path:
@@ -284,28 +326,30 @@ def _planted_file(src: Source, path: Path, values: list[tuple[str, str]],
 
 def _deliveries(src: Source, folder: Path) -> dict[str, Delivery]:
     out: dict[str, Delivery] = {}
-    d = _planted_file(src, folder / "planted" / f"hostile_{src.name.replace('_', '-')}.csv",
+    sfx = src.name_suffix
+    header_file = f"hostile_header{sfx}.csv"
+    d = _planted_file(src, folder / "planted" / f"hostile_{src.name.replace('_', '-')}{sfx}.csv",
                       PLANTED_VALUES, src.header)
     out["planted"] = d
 
     clean = [[src.clean(i)[h] for h in src.header] for i in range(3)]
     extra = [v for _, v in PLANTED_VALUES]
-    path = _write_csv(folder / "header_unknown" / "hostile_header.csv", src.header + extra,
+    path = _write_csv(folder / "header_unknown" / header_file, src.header + extra,
                       [row + [""] * len(extra) for row in clean])
     out["header_unknown"] = Delivery(src.name, "", path, EXIT_FILE_REJECTED)
     # one value of each kind, twice (a short message: see header_many for a long one)
     repeated = list({k: v for k, v in CORPUS}.values()) * 2
-    path = _write_csv(folder / "header_repeated" / "hostile_header.csv", src.header + repeated,
+    path = _write_csv(folder / "header_repeated" / header_file, src.header + repeated,
                       [row + [""] * len(repeated) for row in clean])
     out["header_repeated"] = Delivery(src.name, "", path, EXIT_FILE_REJECTED)
     # so many unknown columns that the message runs past 10,000 characters
     many = extra + [f"Unexpected column {k}" for k in range(400)]
-    path = _write_csv(folder / "header_many" / "hostile_header.csv", src.header + many,
+    path = _write_csv(folder / "header_many" / header_file, src.header + many,
                       [row + [""] * len(many) for row in clean])
     out["header_many"] = Delivery(src.name, "", path, EXIT_FILE_REJECTED)
 
     prefix, value = NAMED_AFTER[src.name]
-    name = f"{prefix}{value}.csv"
+    name = f"{prefix}{value}{sfx}.csv"
     path = _write_csv(folder / "name_clean" / name, src.header, clean)
     out["name_clean"] = Delivery(src.name, "", path, EXIT_LOADED, len(clean))
     path = _write_csv(folder / "name_header" / name, [*src.header, "Notes"],
