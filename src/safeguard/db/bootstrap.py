@@ -7,6 +7,7 @@ identifiers, so a DBA can also apply them by hand with ``psql -v warehouse_db=..
 from __future__ import annotations
 
 import re
+import sys
 
 import psycopg
 from psycopg import sql
@@ -70,10 +71,20 @@ def bootstrap(settings: Settings) -> None:
                 conn.execute(
                     sql.SQL("revoke all on database {} from public").format(sql.Identifier(db))
                 )
+        if not settings.external_url:
+            # The server's own databases: a role that could connect to them could read the
+            # cluster-wide statistics there (rows inserted per database) that 04_catalog.sql
+            # withholds in the warehouse. On a server of your own, see the README.
+            conn.execute("revoke connect on database postgres, template1 from public")
     with psycopg.connect(settings.admin_url(settings.warehouse_db), autocommit=True) as conn:
         for f in files:
             if not f.name.startswith("01_"):
                 conn.execute(_render(f.read_text(), variables))
+        if conn.execute("select has_function_privilege(%s, 'pg_relation_size(regclass)', "
+                        "'execute')", [ROLES["viewer"]]).fetchone()[0]:
+            print("warning: the viewer role can read table statistics (sizes, rows inserted): "
+                  "infra/sql/04_catalog.sql needs a superuser to apply; see the README, "
+                  "'Using your own PostgreSQL'.", file=sys.stderr)
     # every kind's raw table exists from the start, as the loader's: the models read them
     # (empty until a first load) whatever arrives first
     from safeguard.contracts.kinds import KINDS
