@@ -451,3 +451,64 @@ def test_every_database_file_names_its_read_only_role() -> None:
     assert DATABASE_ROLE[VIEWER_DB] == "viewer" and DATABASE_ROLE[ANALYST_DB] == "analyst"
     assert files["databases/Safeguard_warehouse.yaml"]["expose_in_sqllab"] is False
     assert files["databases/Safeguard_warehouse_analyst.yaml"]["expose_in_sqllab"] is True
+
+
+# --- Leadership: no custom SQL through the chart-data endpoints --------------------------------
+#: SQL a reader could put in a chart-data request, each where Superset would run it as text
+CUSTOM_SQL = {
+    "adhoc metric": {"metrics": [{"expressionType": "SQL", "label": "n",
+                                  "sqlExpression": "pg_relation_size('raw.hotline_cases')"}]},
+    "adhoc column": {"columns": [{"expressionType": "SQL", "label": "n",
+                                  "sqlExpression": "current_user"}],
+                     "metrics": ["reports"]},
+    "unknown column name": {"columns": ["version()"], "metrics": ["reports"]},
+    "where": {"columns": ["publisher"], "metrics": ["reports"],
+              "extras": {"where": "inet_server_port() > 0"}},
+    "adhoc filter": {"columns": ["publisher"], "metrics": ["reports"],
+                     "filters": [{"col": {"expressionType": "SQL", "label": "x",
+                                          "sqlExpression": "inet_server_port()"},
+                                  "op": "IS NOT NULL"}]},
+}
+
+
+@pytest.fixture(scope="module")
+def published_dataset(admin: SupersetClient) -> int:
+    rows = admin.list_all("dataset", ["id", "table_name"])
+    return next(r["id"] for r in rows if r["table_name"] == "rpt_published_figures_yearly")
+
+
+def _query(client: SupersetClient, dataset_id: int, query: dict) -> httpx.Response:
+    return client.http.post("/api/v1/chart/data", json={
+        "datasource": {"id": dataset_id, "type": "table"},
+        "queries": [{"row_limit": 10, **query}],
+        "result_format": "json", "result_type": "full"})
+
+
+@pytest.mark.parametrize("what", CUSTOM_SQL)
+def test_leader_cannot_send_custom_sql(what: str, leader: SupersetClient,
+                                       analyst: SupersetClient, admin: SupersetClient,
+                                       published_dataset: int) -> None:
+    refused = _query(leader, published_dataset, CUSTOM_SQL[what])
+    assert refused.status_code == 403, (refused.status_code, refused.text[:300])
+    assert "custom SQL is for analysts" in refused.text
+    # the same request from an author reaches the database (which may still refuse it: the
+    # analyst connection reads no raw table either)
+    assert _query(analyst, published_dataset, CUSTOM_SQL[what]).status_code != 403
+
+
+def test_leader_can_still_query_the_dataset_by_its_own_names(
+        leader: SupersetClient, published_dataset: int) -> None:
+    r = _query(leader, published_dataset, {"columns": ["publisher"], "metrics": ["reports"]})
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["result"][0]["rowcount"] > 0
+
+
+def test_leader_is_refused_custom_sql_through_legacy_explore_json(
+        leader: SupersetClient, published_dataset: int) -> None:
+    form_data = {"datasource": f"{published_dataset}__table", "viz_type": "world_map",
+                 "entity": "iso3_code", "metric": {
+                     "expressionType": "SQL", "label": "n",
+                     "sqlExpression": "pg_database_size(current_database())"}}
+    r = leader.http.post("/superset/explore_json/",
+                         data={"form_data": json.dumps(form_data)})
+    assert r.status_code == 403, (r.status_code, r.text[:300])

@@ -120,3 +120,153 @@ DATA_CACHE_CONFIG = {
 # Small published tables: a low row limit keeps a mistaken raw query from flooding the browser.
 ROW_LIMIT = 5000
 SQL_MAX_ROW = 10000
+
+
+# --- no custom SQL for readers ------------------------------------------------------------
+# A chart-data request names its columns, metrics and filters itself, and Superset takes a
+# name it does not know (and every adhoc "Custom SQL" expression, WHERE and HAVING) as SQL text.
+# Leadership only reads dashboards, so such a request from anyone who is not an author (Admin,
+# Analyst) may only hold what is known: the dataset's own columns and metrics, and expressions
+# an author saved in a chart. Anything else is refused before it reaches the database (which
+# refuses the viewer everything unpublished anyway: infra/sql/04_catalog.sql).
+AUTHOR_ROLES = frozenset({"Admin", "Analyst"})
+#: keys whose string values Superset runs as SQL text
+_SQL_KEYS = frozenset({"sqlExpression", "where", "having"})
+#: keys whose string values name a column or metric, and are run as SQL when they name none
+_NAME_KEYS = frozenset({
+    "columns", "groupby", "metrics", "metric", "orderby", "series_columns", "x_axis",
+    "granularity", "granularity_sqla", "series_limit_metric", "timeseries_limit_metric",
+    "col", "subject", "entity", "secondary_metric", "all_columns", "percent_metrics", "series",
+    "order_by_cols"})
+#: what is done to results in pandas, never in SQL: its column lists hold metric labels
+_NOT_SQL = frozenset({"post_processing"})
+
+
+def _strings_at_sql_keys(obj, found: set[str], key: str | None = None) -> set[str]:
+    """Every string that a chart-data payload holds where Superset could read SQL."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in _NOT_SQL:
+                continue
+            if k in _SQL_KEYS and isinstance(v, str):
+                if v.strip():
+                    found.add(v)
+            elif k in _NAME_KEYS:
+                _strings_at_sql_keys(v, found, k)
+            else:
+                _strings_at_sql_keys(v, found, None)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strings_at_sql_keys(v, found, key)
+    elif isinstance(obj, str) and key is not None and obj:
+        found.add(obj)
+    return found
+
+
+def _payloads(request) -> list:
+    """What becomes SQL: a chart-data body's queries (its ``form_data`` copy only steers the
+    display), or the form data explore_json runs."""
+    import json
+
+    out = []
+    body = request.get_json(silent=True)
+    if isinstance(body, dict) and "queries" in body:
+        out.append({"datasource": body.get("datasource"), "queries": body["queries"]})
+    elif body is not None:
+        out.append(body)
+    for source in (request.form, request.args):
+        if source.get("form_data"):
+            try:
+                out.append(json.loads(source["form_data"]))
+            except ValueError:
+                out.append(source["form_data"])  # not JSON: Superset refuses it itself
+    return out
+
+
+def _saved_sql() -> set[str]:
+    """What authors saved in charts, as the dashboards send it."""
+    import json
+
+    from superset.extensions import db
+    from superset.models.slice import Slice
+
+    known: set[str] = set()
+    for params, query_context in db.session.query(Slice.params, Slice.query_context):
+        for text in (params, query_context):
+            try:
+                saved = json.loads(text or "null")
+            except ValueError:
+                continue
+            _strings_at_sql_keys(saved, known)
+            if isinstance(saved, dict):  # the UI sends SQL filters as one WHERE / HAVING
+                for clause in ("WHERE", "HAVING"):
+                    parts = [f.get("sqlExpression") or "" for f in saved.get("adhoc_filters") or []
+                             if isinstance(f, dict) and f.get("expressionType") == "SQL"
+                             and f.get("clause") == clause]
+                    if parts:
+                        known.add(" AND ".join(f"({p})" for p in parts))
+    return known
+
+
+def _dataset_names(payloads: list) -> set[str]:
+    """The columns and metrics of the datasets the payloads ask for."""
+    from superset.connectors.sqla.models import SqlaTable
+    from superset.extensions import db
+
+    ids: set[int] = set()
+    for p in payloads:
+        if not isinstance(p, dict):
+            continue
+        ds = p.get("datasource")
+        if isinstance(ds, dict) and str(ds.get("id", "")).isdigit():
+            ids.add(int(ds["id"]))
+        elif isinstance(ds, str) and ds.split("__")[0].isdigit():
+            ids.add(int(ds.split("__")[0]))
+    names: set[str] = set()
+    for table in db.session.query(SqlaTable).filter(SqlaTable.id.in_(ids)):
+        names |= {c.column_name for c in table.columns}
+        names |= {m.metric_name for m in table.metrics}
+    return names
+
+
+def _request_user():
+    from flask_login import current_user
+
+    if current_user is not None and current_user.is_authenticated:
+        return current_user
+    from flask_jwt_extended import get_current_user, verify_jwt_in_request
+
+    try:
+        verify_jwt_in_request(optional=True)
+        return get_current_user()
+    except Exception:  # no or a bad token: Superset's own checks answer
+        return None
+
+
+def _refuse_custom_sql():
+    from flask import jsonify, request
+
+    path = request.path.rstrip("/")
+    if request.method != "POST" and not path.startswith("/superset/explore_json"):
+        return None
+    if path != "/api/v1/chart/data" and not path.startswith("/superset/explore_json"):
+        return None
+    user = _request_user()
+    if user is None or AUTHOR_ROLES & {r.name for r in getattr(user, "roles", [])}:
+        return None
+    payloads = _payloads(request)
+    asked: set[str] = set()
+    for p in payloads:
+        _strings_at_sql_keys(p, asked)
+    unknown = asked - _dataset_names(payloads) if asked else set()
+    if unknown:
+        unknown -= _saved_sql()
+    if unknown or any(isinstance(p, str) for p in payloads):
+        return jsonify(message="This request holds SQL of its own (a custom expression, or a "
+                               "column or metric the dataset does not have). Readers see "
+                               "the saved charts only; custom SQL is for analysts."), 403
+    return None
+
+
+def FLASK_APP_MUTATOR(app) -> None:  # noqa: N802 (Superset's name)
+    app.before_request(_refuse_custom_sql)
