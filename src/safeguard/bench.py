@@ -266,7 +266,7 @@ def _run_size(s: Any, rows: int, seed: int, psql: str) -> dict[str, Any]:
 
     with data.open(newline="", encoding="utf-8") as f:
         columns = len(next(csv.reader(f)))
-    env = _libpq_env(s.url("loader"))
+    env = {**_libpq_env(s.url("loader")), **s.libpq_env()}
     runs = []
     for i in range(1, ANCHOR_RUNS + 1):
         _checkpoint(s)

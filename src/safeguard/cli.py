@@ -186,6 +186,56 @@ def ingest(source: str, file: Path) -> None:
                f"{result.rows_quarantined})")
 
 
+@main.command("rekey")
+@click.option("--yes", is_flag=True, help="Rotate without asking.")
+@click.option("--select", default=None,
+              help="dbt selection to rebuild afterwards (default: everything).")
+def rekey(yes: bool, select: str | None) -> None:
+    """Rotate the pseudonym key (a planned rotation, e.g. after a suspected leak).
+
+    \b
+    Every stored pseudonym p becomes HMAC(new key, p) in one transaction, the new key joins
+    secrets.env (the old ones stay, as SAFEGUARD_PSEUDONYM_KEY_PREVIOUS: deliveries are hashed
+    through every key in turn, so re-delivered cases still merge with their history), and the
+    dbt models are rebuilt from scratch. Loads wait while it runs. Back up secrets.env after.
+
+    \b
+    Exit codes: 0 rotated; 2 refused (nothing changed); 4 the key in use is not the
+    warehouse's, or the run could not finish."""
+    from safeguard.db.bootstrap import ensure_server
+    from safeguard.ingest.keys import KeyMismatch, RekeyRefused
+    from safeguard.ingest.keys import rekey as rotate
+    from safeguard.transform import DbtFailed, build
+
+    s = settings()
+    if not yes:
+        click.confirm("Rotate the pseudonym key and rebuild the models?", abort=True)
+    try:
+        ensure_server(s)
+        done = rotate(s)
+    except RekeyRefused as e:
+        click.echo(f"REFUSED: {e}", err=True)
+        sys.exit(EXIT_FILE_REJECTED)
+    except KeyMismatch as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(EXIT_FAILED)
+    except Exception as e:  # never a traceback
+        click.echo(f"FAILED: the rotation stopped ({type(e).__name__}); nothing was changed: "
+                   f"the warehouse and secrets.env still hold the old key", err=True)
+        sys.exit(EXIT_FAILED)
+    changed = ", ".join(f"{t} {n:,}" for t, n in done.rows.items() if n)
+    click.echo(f"rotated: key fingerprint {done.old_fingerprint or '(none yet)'} -> "
+               f"{done.new_fingerprint}; {done.pseudonyms:,} pseudonyms re-keyed"
+               f"{' (' + changed + ' rows)' if changed else ''}; new keys in {s.secrets_file}: "
+               f"back it up now")
+    try:
+        build(s, select, run_by="cli:rekey", full_refresh=True)
+    except DbtFailed as e:
+        raise click.ClickException(f"the key was rotated, but rebuilding the models failed: "
+                                   f"run `safeguard transform` once it is fixed.\n{e}") from e
+    click.echo("models rebuilt on the new pseudonyms")
+
+
 @main.group()
 def gx() -> None:
     """Great Expectations: the suites derived from the contracts, kept in git."""

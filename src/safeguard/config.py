@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 #: Role names created by ``infra/sql``; least privilege, one job each.
 ROLES = {
@@ -111,6 +111,12 @@ class Settings:
     def secret(self, name: str) -> str:
         return self.secrets[name]
 
+    def pseudonym_keys(self) -> list[str]:
+        """The pseudonym keys, oldest first. One until the first ``safeguard rekey``; after
+        it, a case id's pseudonym is HMAC(k_n, ... HMAC(k_1, id)) (see ``ingest/keys.py``)."""
+        earlier = os.environ.get(PREVIOUS_KEYS) or self.secrets.get(PREVIOUS_KEYS) or ""
+        return [k for k in earlier.split(",") if k] + [self.secret("SAFEGUARD_PSEUDONYM_KEY")]
+
     def role_password(self, role: str) -> str:
         return self.secret(f"SAFEGUARD_{role.upper()}_PASSWORD")
 
@@ -119,6 +125,21 @@ class Settings:
     def external_url(self) -> str | None:
         """``DATABASE_URL``: an existing server to use instead of the embedded one."""
         return os.environ.get("DATABASE_URL") or None
+
+    @property
+    def connection_params(self) -> dict[str, str]:
+        """The TLS and GSS settings of ``DATABASE_URL`` (``sslmode``, ``sslrootcert``, ...),
+        which every connection keeps: each role's URL is built from the server's host and port,
+        and would otherwise connect without them."""
+        if not self.external_url:
+            return {}
+        return {k: v for k, v in parse_qsl(urlsplit(self.external_url).query)
+                if k in CARRIED_PARAMS}
+
+    def libpq_env(self) -> dict[str, str]:
+        """The same settings as libpq's environment variables, for tools configured by host
+        and port (dbt's profile)."""
+        return {CARRIED_PARAMS[k]: v for k, v in self.connection_params.items()}
 
     @property
     def embedded_port(self) -> int:
@@ -164,7 +185,23 @@ class Settings:
         user = ROLES[role]
         pw = quote(self.role_password(role), safe="")
         db = database or self.warehouse_db
-        return f"{driver}://{user}:{pw}@{host}:{port}/{db}"
+        query = urlencode(self.connection_params)
+        return f"{driver}://{user}:{pw}@{host}:{port}/{db}" + (f"?{query}" if query else "")
+
+
+#: the keys a rotation retired, oldest first, comma-separated (``safeguard rekey`` writes it)
+PREVIOUS_KEYS = "SAFEGUARD_PSEUDONYM_KEY_PREVIOUS"
+
+#: libpq settings of DATABASE_URL that every connection keeps, with their environment variables
+CARRIED_PARAMS = {
+    "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY", "sslcrl": "PGSSLCRL", "sslcrldir": "PGSSLCRLDIR", "sslsni": "PGSSLSNI",
+    "sslcertmode": "PGSSLCERTMODE", "sslnegotiation": "PGSSLNEGOTIATION",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "channel_binding": "PGCHANNELBINDING", "gssencmode": "PGGSSENCMODE",
+    "requirepeer": "PGREQUIREPEER",
+}
 
 
 def settings() -> Settings:

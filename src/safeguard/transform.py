@@ -37,6 +37,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "SAFEGUARD_DBT_USER": "safeguard_transformer",
         "SAFEGUARD_DBT_PASSWORD": settings.role_password("transformer"),
         "SAFEGUARD_DBT_DBNAME": settings.warehouse_db,
+        **settings.libpq_env(),  # DATABASE_URL's TLS settings (dbt's profile has host and port)
         "DBT_PROFILES_DIR": str(settings.root / "dbt"),
         "DBT_PROJECT_DIR": str(settings.root / "dbt"),
         "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
@@ -58,15 +59,18 @@ def dbt(settings: Settings, *args: str) -> str:
     return proc.stdout
 
 
-def build(settings: Settings, select: str | None = None, run_by: str | None = None) -> str:
+def build(settings: Settings, select: str | None = None, run_by: str | None = None,
+          full_refresh: bool = False) -> str:
     """``dbt build`` (seeds, models, tests, unit tests), optionally limited to a selection,
-    recorded in ``ops.publication_runs`` (``run_by``: default :func:`run_by_default`)."""
-    args = ["build"]
+    recorded in ``ops.publication_runs`` (``run_by``: default :func:`run_by_default`).
+    ``full_refresh``: incremental models rebuilt from scratch (after a key rotation)."""
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
     if select:
         # tests run only when all the models they read are selected (a relationship test of a
         # selected fact against an unselected dimension waits for the run that builds both)
         args += ["--select", select, "--indirect-selection", "cautious"]
-    run = PublicationRun.start(settings, select or "all", run_by or run_by_default())
+    run = PublicationRun.start(settings, (select or "all") + (" (full refresh)" if full_refresh
+                                                              else ""), run_by or run_by_default())
     try:
         try:
             output = dbt(settings, *args)

@@ -82,10 +82,13 @@ def _marker(column: Column, length: int) -> str:
 class Admission:
     """The allow-list of one contract, compiled once per file."""
 
-    def __init__(self, contract: Contract, pseudonym_key: str | None):
+    def __init__(self, contract: Contract, pseudonym_keys: Sequence[str] | str | None):
+        """``pseudonym_keys``: one key, or the chain, oldest first (``pseudonym_keys()``)."""
         self.contract = contract
         self.nulls = pa.array(sorted({"", *contract.file.null_values}), pa.string())
-        self.key = pseudonym_key.encode() if pseudonym_key else None
+        if isinstance(pseudonym_keys, str):
+            pseudonym_keys = [pseudonym_keys]
+        self.keys = [k.encode() for k in pseudonym_keys or () if k]
         self.labels = {c.name: _label_set(c) for c in contract.columns if c.values}
 
     def __call__(self, raw: dict[str, pa.Array]) -> Admitted:
@@ -146,7 +149,7 @@ class Admission:
         """Every case id is scanned (the prefilter passes the few that could hold anything to
         the detectors); a clean one is replaced by its keyed hash, so the source's own id
         never leaves this function."""
-        if self.key is None:
+        if not self.keys:
             raise RuntimeError("no pseudonym key: set SAFEGUARD_PSEUDONYM_KEY")
         suspect = pc.fill_null(pc.or_(pc.match_substring_regex(values, pii.SUSPECT),
                                       pc.match_substring_regex(values, _CONTROL)), False)
@@ -158,7 +161,7 @@ class Admission:
             masked = self._masked(column, value, row, found)
             if masked or len(value) > PSEUDONYM_MAX or not _printable(value):
                 decided[row] = masked or _marker(column, len(value))
-        keyed = _hmac_sha256(self.key)
+        keyed = chained_hmac(self.keys)
         if decided:
             return pa.array([None if v is None else decided[i] if i in decided
                              else keyed(v.encode()) for i, v in enumerate(ids)], pa.string())
@@ -168,6 +171,21 @@ class Admission:
 def _printable(text: str) -> bool:
     """No control character (what ``_CONTROL`` matches)."""
     return not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def chained_hmac(keys: Sequence[bytes]):
+    """HMAC-SHA256 through the keys in turn, each over the hex of the one before: what a
+    pseudonym is after every rotation (one key: plain HMAC-SHA256)."""
+    steps = [_hmac_sha256(k) for k in keys]
+    if len(steps) == 1:
+        return steps[0]
+
+    def keyed(message: bytes) -> str:
+        for step in steps[:-1]:
+            message = step(message).encode()
+        return steps[-1](message)
+
+    return keyed
 
 
 def _hmac_sha256(key: bytes):

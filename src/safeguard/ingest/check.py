@@ -64,7 +64,7 @@ def check_file(settings: Settings, contract: Contract, path: Path) -> CheckRepor
     with psycopg.connect(settings.url("loader")) as conn:
         with conn.transaction(force_rollback=True):
             recreate_landing_table(conn, contract, str(uuid.uuid4()), declared, table=table)
-            admission = Admission(contract, settings.secret("SAFEGUARD_PSEUDONYM_KEY"))
+            admission = Admission(contract, settings.pseudonym_keys())
             try:
                 with conn.transaction():  # a savepoint: the fast reader may give up
                     rows = copy_admitted(conn, contract, admission,

@@ -27,7 +27,7 @@ from safeguard.config import Settings
 from safeguard.contracts import Contract
 from safeguard.ingest.admit import Admission, shown_file_name
 from safeguard.ingest.errors import FileRejected, SourceBusy
-from safeguard.ingest.keys import check_pseudonym_key
+from safeguard.ingest.keys import check_pseudonym_key, hold_pseudonym_key
 from safeguard.ingest.readers import NotSimple, RawBatch, file_facts, read_batches
 from safeguard.ingest.tables import (
     LINEAGE,
@@ -156,7 +156,8 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
     with psycopg.connect(settings.url("loader")) as conn:
         ensure_raw_table(conn, contract.kind)
         conn.commit()
-        check_pseudonym_key(conn, contract, settings.secret("SAFEGUARD_PSEUDONYM_KEY"))
+        keys = settings.pseudonym_keys()
+        check_pseudonym_key(conn, contract, keys)
         earlier = _open_batch(conn, contract, batch_id, path, facts.sha256, facts.size, run_by,
                               wait, hold_with)
         if earlier:
@@ -166,10 +167,11 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
         conn.commit()
         try:
             with conn.transaction():
+                hold_pseudonym_key(conn, contract, keys)  # no rotation while this lands
                 declared = declared_period(path.name)
                 given = values_not_in_file(contract, name, declared)
                 recreate_landing_table(conn, contract, batch_id, declared)
-                admission = Admission(contract, settings.secret("SAFEGUARD_PSEUDONYM_KEY"))
+                admission = Admission(contract, keys)
                 try:
                     with conn.transaction():  # a savepoint: the fast reader may give up
                         rows = copy_admitted(conn, contract, admission,
