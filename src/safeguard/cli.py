@@ -25,6 +25,8 @@ def db() -> None:
 @db.command("up")
 def db_up() -> None:
     """Start the embedded server if needed and create roles, databases and schemas."""
+    import psycopg
+
     from safeguard.db.bootstrap import bootstrap
 
     s = settings()
@@ -32,6 +34,10 @@ def db_up() -> None:
         bootstrap(s)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
+    except psycopg.OperationalError as e:  # libpq's own words: where, and why (TLS, auth)
+        host, port = s.server_address()
+        raise click.ClickException(f"cannot connect to PostgreSQL at {host}:{port}: "
+                                   f"{str(e).strip().splitlines()[-1]}") from None
     host, port = s.server_address()
     where = "DATABASE_URL" if s.external_url else f"embedded, data in {s.pg_dir}"
     click.echo(f"PostgreSQL ready on {host}:{port} ({where})")
