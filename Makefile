@@ -54,4 +54,6 @@ stop:
 	-.venv/bin/safeguard db stop
 
 clean: stop
+	@# an embedded server kept outside the checkout (see src/safeguard/db/embedded.py)
+	@if [ -f .local/postgres/relocated ]; then rm -rf "$$(cat .local/postgres/relocated)"; fi
 	rm -rf .local .venv infra/superset/.venv expectations/gx/uncommitted

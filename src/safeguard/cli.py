@@ -39,7 +39,12 @@ def db_up() -> None:
         raise click.ClickException(f"cannot connect to PostgreSQL at {host}:{port}: "
                                    f"{str(e).strip().splitlines()[-1]}") from None
     host, port = s.server_address()
-    where = "DATABASE_URL" if s.external_url else f"embedded, data in {s.pg_dir}"
+    if s.external_url:
+        where = "DATABASE_URL"
+    else:
+        from safeguard.db.embedded import EmbeddedPostgres
+
+        where = f"embedded, data in {EmbeddedPostgres(s).server_dir}"
     click.echo(f"PostgreSQL ready on {host}:{port} ({where})")
 
 

