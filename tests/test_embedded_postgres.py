@@ -82,6 +82,14 @@ def test_a_server_in_a_private_folder_still_starts(tmp_path, monkeypatch):
         # a later run finds it again through the home
         again = embedded.EmbeddedPostgres(s)
         assert again.server_dir == pg.server_dir and again.initialised
+        # a home deleted (secrets and all, as the tests' own setup does) starts afresh
+        again.start()
+        shutil.rmtree(s.home)
+        fresh = Settings(root=private, home=private / "home")
+        pg = embedded.EmbeddedPostgres(fresh)
+        pg.start()
+        with psycopg.connect(fresh.admin_url(), connect_timeout=10) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
     finally:
         pg.stop()
         shutil.rmtree(pg.server_dir, ignore_errors=True)

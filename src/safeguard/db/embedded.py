@@ -118,13 +118,20 @@ class EmbeddedPostgres:
             return
         tag = hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:16]
         self.server_dir = RELOCATED_BASE / f"pg-{tag}"
-        RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
-        os.chmod(RELOCATED_BASE, 0o755)
-        self.server_dir.mkdir(exist_ok=True)
-        os.chown(self.server_dir, user.pw_uid, user.pw_gid)
-        os.chmod(self.server_dir, 0o700)
         self.data = self.server_dir / "data"
         self.log = self.server_dir / "postgres.log"
+        if self.server_dir.exists():
+            # left by a home that was deleted (its pointer with it): its secrets are gone too,
+            # so its server is of no use; stop it if it still runs, and start afresh
+            if (self.data / "postmaster.pid").exists():
+                self._run([str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m",
+                           "immediate", "-w", "-t", "30"])
+            shutil.rmtree(self.server_dir)
+        RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
+        os.chmod(RELOCATED_BASE, 0o755)
+        self.server_dir.mkdir()
+        os.chown(self.server_dir, user.pw_uid, user.pw_gid)
+        os.chmod(self.server_dir, 0o700)
         self._pointer.write_text(f"{self.server_dir}\n")
 
     # --- state -----------------------------------------------------------------------------
