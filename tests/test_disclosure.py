@@ -858,7 +858,7 @@ def test_shares_and_statistics_describe_k_cases_or_more(published, pipeline_done
             " f.referred_within_24h_count, f.referred_within_72h_count"
             " from reporting.rpt_case_handling_weekly r"
             " join marts.fct_case_handling_weekly f using (week_start)").fetchall()
-        triaged = cur.execute("select count(*) as n from marts.fct_hotline_cases"
+        triaged = cur.execute("select count(*) as n from cases.fct_hotline_cases"
                               " where is_triaged").fetchone()["n"]
     assert weeks
     for w in weeks:

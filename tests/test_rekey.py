@@ -86,7 +86,7 @@ def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path)
     _cli(env, "transform", "--select", REBUILD)
     with psycopg.connect(admin) as conn:
         before = _keys(conn)
-        cases_before = conn.execute("select count(*) from marts.fct_hotline_cases").fetchone()[0]
+        cases_before = conn.execute("select count(*) from cases.fct_hotline_cases").fetchone()[0]
     assert len(before) == 300 and cases_before == 300
     old_secrets = s.secrets_file.read_text()
     old_key = s.secret("SAFEGUARD_PSEUDONYM_KEY")
@@ -113,7 +113,7 @@ def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path)
         assert conn.execute("select fingerprint, retired_at is null from ops.pseudonym_keys "
                             "order by first_used_at").fetchall() == [
             (fingerprint(old_key), False), (fingerprint(rotated.pseudonym_keys()), True)]
-        assert conn.execute("select count(*) from marts.fct_hotline_cases where case_key = any(%s)",
+        assert conn.execute("select count(*) from cases.fct_hotline_cases where case_key = any(%s)",
                             [list(before)]).fetchone()[0] == 0
 
     # the re-delivery merges with the re-keyed cases: 20 new, 50 updated, none doubled
@@ -121,8 +121,8 @@ def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path)
     _cli(env, "transform", "--select", REBUILD)
     with psycopg.connect(admin) as conn:
         assert len(_keys(conn)) == 320
-        assert conn.execute("select count(*) from marts.fct_hotline_cases").fetchone()[0] == 320
-        closed = conn.execute("select count(*) from marts.fct_hotline_cases "
+        assert conn.execute("select count(*) from cases.fct_hotline_cases").fetchone()[0] == 320
+        closed = conn.execute("select count(*) from cases.fct_hotline_cases "
                               "where closed_at = %s", [CLOSED]).fetchone()[0]
         assert closed == 50
 

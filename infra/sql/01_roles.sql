@@ -7,7 +7,8 @@ begin
     foreach r in array array[
         'safeguard_loader',       -- lands files: writes raw, quarantine, ops
         'safeguard_transformer',  -- dbt: reads raw, writes staging, marts, reporting
-        'safeguard_analyst',      -- self-service: reads marts and reporting
+        'safeguard_analyst',      -- self-service: aggregates, coarsened cases and reporting
+        'safeguard_engineer',     -- data engineers: exact case-level data (cases, snapshots, raw)
         'safeguard_viewer',       -- dashboards for leadership and the public: reporting only
         'safeguard_airflow',      -- owns the Airflow metadata database
         'safeguard_superset'      -- owns the Superset metadata database

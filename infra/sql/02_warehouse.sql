@@ -4,14 +4,19 @@
 --   landing, raw, quarantine, ops   <- loader   (checked batches, rejected rows, audit)
 --   staging, marts         <- transformer   (dbt)
 --   reporting              <- transformer   (dbt; the published layer, small counts suppressed)
---   snapshots              <- transformer   (dbt snapshots: case status history)
+--   cases, snapshots       <- transformer   (dbt: one row per case, exact times; status history)
 --
--- Who reads what:  transformer: raw, ops       analyst: marts, reporting, snapshots, ops
+-- Who reads what:  transformer: raw, ops       analyst: marts, reporting, ops
+--                  engineer: raw, ops, marts, cases, snapshots, reporting
 --                  viewer: reporting only     quarantine: the loader alone
+-- Case-level data (one row per case with exact times) lives in cases and snapshots, which only
+-- the engineer reads; analysts get marts.fct_hotline_cases_coarse (month, bands, no rare
+-- combinations) instead.
 
 revoke all on database :"warehouse_db" from public;
 grant connect on database :"warehouse_db" to
-    safeguard_loader, safeguard_transformer, safeguard_analyst, safeguard_viewer;
+    safeguard_loader, safeguard_transformer, safeguard_analyst, safeguard_engineer,
+    safeguard_viewer;
 revoke create on schema public from public;
 -- dbt unit tests build their fixtures as temporary tables
 grant temporary on database :"warehouse_db" to safeguard_transformer;
@@ -29,6 +34,7 @@ create schema if not exists staging authorization safeguard_transformer;
 create schema if not exists marts authorization safeguard_transformer;
 create schema if not exists reporting authorization safeguard_transformer;
 create schema if not exists snapshots authorization safeguard_transformer;
+create schema if not exists cases authorization safeguard_transformer;
 
 -- the transformer reads what was landed, and the audit trail
 grant usage on schema raw, ops to safeguard_transformer;
@@ -38,17 +44,30 @@ alter default privileges for role safeguard_loader in schema raw
 alter default privileges for role safeguard_loader in schema ops
     grant select on tables to safeguard_transformer;
 
--- analysts: modelled and published layers, case status history, plus the audit trail
-grant usage on schema marts, reporting, snapshots, ops to safeguard_analyst;
-grant select on all tables in schema marts, reporting, snapshots, ops to safeguard_analyst;
+-- analysts: modelled (aggregates, coarsened cases) and published layers, plus the audit trail
+grant usage on schema marts, reporting, ops to safeguard_analyst;
+grant select on all tables in schema marts, reporting, ops to safeguard_analyst;
 alter default privileges for role safeguard_transformer in schema marts
     grant select on tables to safeguard_analyst;
 alter default privileges for role safeguard_transformer in schema reporting
     grant select on tables to safeguard_analyst;
-alter default privileges for role safeguard_transformer in schema snapshots
-    grant select on tables to safeguard_analyst;
 alter default privileges for role safeguard_loader in schema ops
     grant select on tables to safeguard_analyst;
+-- not case-level data: the status history (and, before schema cases, the case facts in marts)
+revoke all on all tables in schema snapshots from safeguard_analyst;
+revoke usage on schema snapshots from safeguard_analyst;
+alter default privileges for role safeguard_transformer in schema snapshots
+    revoke select on tables from safeguard_analyst;
+drop table if exists marts.fct_hotline_cases, marts.fct_case_exploitation_types;
+
+-- data engineers: everything but landing and quarantine, case level included
+grant usage on schema raw, ops, marts, cases, snapshots, reporting to safeguard_engineer;
+grant select on all tables in schema raw, ops, marts, cases, snapshots, reporting
+    to safeguard_engineer;
+alter default privileges for role safeguard_loader in schema raw, ops
+    grant select on tables to safeguard_engineer;
+alter default privileges for role safeguard_transformer in schema marts, cases, snapshots, reporting
+    grant select on tables to safeguard_engineer;
 
 -- viewers: the published layer only
 grant usage on schema reporting to safeguard_viewer;

@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 ROLES = {
     "loader": "safeguard_loader",  # writes raw, quarantine, ops
     "transformer": "safeguard_transformer",  # dbt: reads raw, writes staging/marts/reporting
-    "analyst": "safeguard_analyst",  # reads marts and reporting
+    "analyst": "safeguard_analyst",  # reads marts (aggregates, coarsened cases) and reporting
+    "engineer": "safeguard_engineer",  # data engineers: exact case-level data too
     "viewer": "safeguard_viewer",  # reads reporting only
     "airflow": "safeguard_airflow",  # owns the Airflow metadata database
     "superset": "safeguard_superset",  # owns the Superset metadata database
