@@ -25,6 +25,7 @@ from safeguard.superset.bundle import (
     dashboards_in_bundle,
     delete_orphans,
     export_assets,
+    export_bundle,
     import_bundle,
     read_bundle,
     round_trip_differences,
@@ -313,3 +314,43 @@ def test_prune_deletes_managed_objects_that_left_the_bundle(
     assert deleted == [f"chart {extra['uuid']}"]
     counts = _uuid_counts(superset_client)
     assert set(counts["chart"]) == bundle_uuids(bundle_dir(settings))["chart"]
+
+
+def test_export_writes_a_change_made_in_the_ui_and_nothing_else(
+        superset_server: SupersetServer, superset_client: SupersetClient, tmp_path: Path) -> None:
+    """A chart edited on the server (as an analyst would in explore), exported: the change is
+    the only difference from git, in that chart's own file, under its own name and comments."""
+    source = bundle_dir(superset_server.settings)
+    copy_of_git = tmp_path / "dashboards"
+    shutil.copytree(source, copy_of_git)
+    # unchanged server: nothing to write
+    assert export_bundle(superset_server.settings, export_assets(superset_client),
+                         copy_of_git) == []
+
+    name, chart = next((n, c) for n, c in sorted(BUNDLE.items())
+                       if n.startswith("charts/") and c["params"].get("row_limit"))
+    ids = {str(r["uuid"]): r["id"] for r in superset_client.list_all("chart", ["id", "uuid"])}
+    chart_id = ids[str(chart["uuid"])]
+    params = json.loads(superset_client.get_json(f"/api/v1/chart/{chart_id}")["result"]["params"])
+    params["row_limit"] = int(params["row_limit"]) + 7
+    description = "Edited in the UI for the export test."
+    try:
+        superset_client.request("PUT", f"/api/v1/chart/{chart_id}", json={
+            "params": json.dumps(params), "description": description})
+        written = export_bundle(superset_server.settings, export_assets(superset_client),
+                                copy_of_git)
+    finally:
+        import_bundle(superset_client, superset_server.settings)  # the server as git has it
+    assert written == [name]
+    before, after = (source / name).read_text(), (copy_of_git / name).read_text()
+    assert after.startswith("".join(line for line in before.splitlines(True)
+                                    if line.startswith("#")))  # its header comment kept
+    old, new = yaml.safe_load(before), yaml.safe_load(after)
+    assert new["description"] == description
+    assert new["params"]["row_limit"] == params["row_limit"]
+    new["description"], new["params"]["row_limit"] = old["description"], old["params"]["row_limit"]
+    assert new == old  # nothing else changed, the placeholders included
+    for other in source.rglob("*.yaml"):  # every other file byte for byte as in git
+        rel = other.relative_to(source).as_posix()
+        if rel != name:
+            assert (copy_of_git / rel).read_text() == other.read_text(), rel

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,102 @@ def round_trip_differences(settings: Settings, exported: dict[str, dict[str, Any
                                  _normalise(other[0], other[1]), name)
     problems += [f"{n}: exported but not in git" for n, _ in by_uuid.values()]
     return problems
+
+
+# --- export: from the server back into git -----------------------------------------------------
+
+#: how the bundle's YAML is written (what reproduces the committed files)
+_YAML = {"sort_keys": False, "allow_unicode": True, "width": 100}
+
+
+def _patch(raw: Any, ours: Any, theirs: Any) -> Any:
+    """``raw`` (the file in git) with ``theirs`` (the export, normalised) wherever ``ours`` (the
+    file, normalised the same way) differs from it: what the server did not change keeps its
+    form in git, placeholder ids included."""
+    if isinstance(raw, dict) and isinstance(ours, dict) and isinstance(theirs, dict):
+        out = {k: v for k, v in raw.items() if k not in ours or k in theirs}
+        for key, value in theirs.items():
+            out[key] = (_patch(raw[key], ours[key], value) if key in raw and key in ours
+                        else value)
+        return out
+    return raw if ours == theirs else theirs
+
+
+def _with_placeholders(name: str, raw: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
+    """What the server numbers its own way, put back the way git writes it."""
+    folder = name.split("/")[0]
+    if folder == "databases":  # never a host, port or password into git
+        merged["sqlalchemy_uri"] = raw["sqlalchemy_uri"]
+    if folder == "charts" and isinstance(merged.get("query_context"), dict):
+        context = merged["query_context"]
+        saved = json.loads(raw.get("query_context") or "{}")
+        # git's placeholder (the import points it at the server's own dataset)
+        context = {"datasource": saved.get("datasource", {"id": 0, "type": "table"}), **context}
+        merged["query_context"] = json.dumps(context)
+    if folder == "dashboards":
+        position = merged["position"]
+        ids = [i["meta"]["chartId"] for i in position.values()
+               if isinstance(i, dict) and i.get("type") == "CHART" and "chartId" in i["meta"]]
+        for item in position.values():  # a chart added on the server gets a placeholder id
+            if isinstance(item, dict) and item.get("type") == "CHART" \
+                    and "chartId" not in item["meta"]:
+                ids.append(max(ids, default=0) + 1)
+                item["meta"]["chartId"] = ids[-1]
+        id_of = {uuid: chart_id for chart_id, uuid in chart_ids_to_uuids(position).items()}
+        for native in merged["metadata"].get("native_filter_configuration", []):
+            scope = native.get("scope", {})
+            scope["excluded"] = [id_of.get(x, x) if isinstance(x, str) else x
+                                 for x in scope.get("excluded", [])]
+    return merged
+
+
+def _write_yaml(path: Path, config: dict[str, Any], header: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(config, **_YAML))
+
+
+def _header(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    return "".join(line for line in lines[:next(
+        (i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))])
+
+
+def export_bundle(settings: Settings, exported: dict[str, dict[str, Any]],
+                  source: Path | None = None) -> list[str]:
+    """Write into the bundle what the server holds and git does not: a file whose object
+    changed keeps its name, its header comment and every value the server left alone; an
+    object made on the server gets a file of its own. Files the server did not change are
+    not touched. Returns the bundle paths written."""
+    source = source or bundle_dir(settings)
+    files = read_bundle(source)
+    in_git = {str(c.get("uuid")): n for n, c in files.items() if n != "metadata.yaml"}
+    written: list[str] = []
+    for exported_name, config in sorted(exported.items()):
+        folder = exported_name.split("/")[0]
+        if exported_name == "metadata.yaml" or folder not in RESOURCES:
+            continue
+        name = in_git.get(str(config.get("uuid")))
+        if name is None:
+            if folder == "databases":
+                raise ValueError(f"{exported_name}: a database made on the server; add it to "
+                                 "the bundle by hand, with its role in DATABASE_ROLES")
+            new = _with_placeholders(exported_name, {}, _normalise(exported_name, config))
+            new["is_managed_externally"] = True
+            name = re.sub(r"_\d+\.yaml$", ".yaml", exported_name)  # the server's id, dropped
+            _write_yaml(source / name, new,
+                        "# Exported from Superset: say here what it shows and for whom.\n")
+            written.append(name)
+            continue
+        raw = files[name]
+        uri = (database_uri(settings, database_role(name, source))[0]
+               if folder == "databases" else None)
+        ours, theirs = _normalise(name, raw, uri), _normalise(exported_name, config)
+        if not _differences(ours, theirs, name):
+            continue
+        merged = _with_placeholders(name, raw, _patch(raw, ours, theirs))
+        for key in _IMPORT_ONLY:  # ours, not the server's: kept as git has them
+            if key in raw:
+                merged[key] = raw[key]
+        _write_yaml(source / name, merged, _header((source / name).read_text()))
+        written.append(name)
+    return written

@@ -109,6 +109,31 @@ def import_(port: int | None, prune: bool) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
+@superset_cli.command("export")
+@_port_option
+def export(port: int | None) -> None:
+    """Write what was changed or made in the running Superset into dashboards/ (a chart
+    designed in the UI, an edited filter), ready to review and commit. Files the server did
+    not change are left as they are; no host, port or password is ever written."""
+    from safeguard.superset.bundle import bundle_dir, export_assets, export_bundle
+    from safeguard.superset.client import SupersetClient
+    from safeguard.superset.server import SupersetError
+
+    server = _server(port)
+    if not server.is_healthy():
+        raise click.ClickException(
+            f"No Superset answers on {server.url}: run `safeguard superset up` first.")
+    try:
+        with SupersetClient.for_server(server) as client:
+            written = export_bundle(server.settings, export_assets(client))
+    except (SupersetError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    target = bundle_dir(server.settings)
+    click.echo("".join(f"  wrote {target.name}/{n}\n" for n in written)
+               + (f"{len(written)} file(s) changed: review with `git diff {target.name}`"
+                  if written else "nothing changed on the server"))
+
+
 @superset_cli.command("stop")
 def stop() -> None:
     """Stop the Superset started by `up` (the whole process group)."""
