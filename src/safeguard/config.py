@@ -147,6 +147,13 @@ class Settings:
         return int(os.environ.get("SAFEGUARD_PG_PORT", "55432"))
 
     @property
+    def embedded_port_in_use(self) -> int:
+        """The port the embedded server was started on (it may have moved off a busy one):
+        ``pg_dir/port``, written by ``db.embedded``; the configured one before a first start."""
+        port_file = self.pg_dir / "port"
+        return int(port_file.read_text()) if port_file.exists() else self.embedded_port
+
+    @property
     def pg_dir(self) -> Path:
         return self.home / "postgres"
 
@@ -167,9 +174,7 @@ class Settings:
         if self.external_url:
             parts = urlsplit(self.external_url)
             return parts.hostname or "127.0.0.1", parts.port or 5432
-        from safeguard.db.embedded import EmbeddedPostgres
-
-        return "127.0.0.1", EmbeddedPostgres(self).port
+        return "127.0.0.1", self.embedded_port_in_use
 
     def admin_url(self, database: str = "postgres") -> str:
         """A URL with rights to create databases and roles (bootstrap only)."""

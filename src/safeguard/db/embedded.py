@@ -137,9 +137,7 @@ class EmbeddedPostgres:
     # --- state -----------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._port_file.exists():
-            return int(self._port_file.read_text())
-        return self.settings.embedded_port
+        return self.settings.embedded_port_in_use
 
     @property
     def initialised(self) -> bool:

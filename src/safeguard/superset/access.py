@@ -30,6 +30,9 @@ import yaml
 if TYPE_CHECKING:
     from safeguard.superset.client import SupersetClient
 
+#: Superset's administrator (made at bootstrap; its password in secrets.env)
+ADMIN_USERNAME = "admin"
+
 #: The PostgreSQL role each database file of the bundle connects as. A database file not
 #: listed here is refused at import: every connection must say whose rights it uses.
 DATABASE_ROLES = {
@@ -172,7 +175,7 @@ def grant_databases(client: SupersetClient, source: Path) -> dict[str, list[str]
     """Give each role of :data:`ROLES` ``database_access`` on exactly the databases that
     connect as its warehouse roles, keeping its other permissions (set at bootstrap).
     Idempotent; returns ``{role: [database names]}``."""
-    from safeguard.superset.server import SupersetError  # server imports this module
+    from safeguard.superset.errors import SupersetError
 
     by_uuid = {str(d["uuid"]): d
                for d in client.list_all("database", ["id", "uuid", "database_name"])}

@@ -54,7 +54,7 @@ def up(port: int | None, foreground: bool) -> None:
 
     Safe to repeat: every step is idempotent."""
     from safeguard.db.bootstrap import bootstrap as db_bootstrap
-    from safeguard.superset.server import SupersetError
+    from safeguard.superset.errors import SupersetError
 
     server = _server(port)
     try:
@@ -97,7 +97,7 @@ def up(port: int | None, foreground: bool) -> None:
               help="Delete bundle-managed objects whose UUID left dashboards/.")
 def import_(port: int | None, prune: bool) -> None:
     """Import dashboards/ into the running Superset (overwrite by UUID, no duplicates)."""
-    from safeguard.superset.server import SupersetError
+    from safeguard.superset.errors import SupersetError
 
     server = _server(port)
     if not server.is_healthy():
@@ -117,7 +117,7 @@ def export(port: int | None) -> None:
     not change are left as they are; no host, port or password is ever written."""
     from safeguard.superset.bundle import bundle_dir, export_assets, export_bundle
     from safeguard.superset.client import SupersetClient
-    from safeguard.superset.server import SupersetError
+    from safeguard.superset.errors import SupersetError
 
     server = _server(port)
     if not server.is_healthy():

@@ -9,11 +9,15 @@ callers only say what they want.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from safeguard.superset.server import ADMIN_USERNAME, SupersetError, SupersetServer
+from safeguard.superset.access import ADMIN_USERNAME
+from safeguard.superset.errors import SupersetError
+
+if TYPE_CHECKING:  # a type only: the server module comes after this one
+    from safeguard.superset.server import SupersetServer
 
 
 class SupersetClient:

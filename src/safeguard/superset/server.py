@@ -21,10 +21,12 @@ import httpx
 
 from safeguard.config import Settings
 from safeguard.ports import port_is_free
-from safeguard.superset.access import DEMO_USERS, ROLES
+from safeguard.superset.access import ADMIN_USERNAME, DEMO_USERS, ROLES
+from safeguard.superset.errors import SupersetError
+
+__all__ = ["ADMIN_USERNAME", "SupersetError", "SupersetServer"]  # re-exported for callers
 
 DEFAULT_PORT = 8088
-ADMIN_USERNAME = "admin"
 
 # Roles and users, inside Superset's app context. Each role of ``access.ROLES`` gets exactly
 # its permissions (database grants, set after each import by ``access.grant_databases``, are
@@ -95,10 +97,6 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class SupersetError(RuntimeError):
-    """Superset could not be bootstrapped, started or reached; the message says where to look."""
 
 
 class SupersetServer:

@@ -1,0 +1,89 @@
+"""The package's modules import one way: no circle among them, counting the imports made
+inside functions too (a circle hidden in a function still ties two modules into one), and
+leaving out imports for type checking only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "safeguard"
+
+
+def _module(path: Path) -> str:
+    return ".".join(("safeguard", *path.relative_to(PACKAGE).with_suffix("").parts)
+                    ).removesuffix(".__init__")
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    return {id(node) for top in tree.body
+            if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+            for node in ast.walk(top)}
+
+
+def _imports() -> dict[str, set[str]]:
+    modules = {_module(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        skip = _type_checking_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circles():
+    graph = _imports()
+    assert len(graph) > 30 and graph["safeguard.cli"], "the package was not read"
+    assert _circles(graph) == []
+
+
+def test_config_imports_nothing_of_ours():
+    assert _imports()["safeguard.config"] == set()
+
+
+def test_the_detector_finds_a_circle():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
