@@ -22,12 +22,13 @@ from airflow.sdk import Param, dag, task
 from safeguard.assets import raw_asset
 from safeguard.config import settings
 from safeguard.contracts import Contract, all_contracts
+from safeguard.dag_ids import ingest_dag_id
 from safeguard.notify import task_failed, task_retrying
 
 
 def build_ingest_dag(contract: Contract):
     @dag(
-        dag_id=f"ingest__{contract.name}",
+        dag_id=ingest_dag_id(contract.name),
         description=contract.description,
         doc_md=__doc__,
         schedule=contract.schedule,
@@ -53,7 +54,7 @@ def build_ingest_dag(contract: Contract):
             if "manual" not in run_type and data_interval_start and data_interval_end:
                 interval = (data_interval_start.date(), data_interval_end.date())
             return run(contract.name, (params or {}).get("file") or None,
-                       f"airflow:ingest__{contract.name}/{run_id}", interval)
+                       f"airflow:{ingest_dag_id(contract.name)}/{run_id}", interval)
 
         @task(outlets=[raw_asset(contract.kind.raw_table)])
         def validate_and_load(landed: dict) -> dict:
@@ -68,4 +69,4 @@ def build_ingest_dag(contract: Contract):
 
 
 for _contract in all_contracts(settings()).values():
-    globals()[f"ingest__{_contract.name}"] = build_ingest_dag(_contract)
+    globals()[ingest_dag_id(_contract.name)] = build_ingest_dag(_contract)

@@ -16,13 +16,14 @@ from airflow.sdk import dag, task
 from safeguard.assets import raw_asset
 from safeguard.config import settings
 from safeguard.contracts import all_contracts
+from safeguard.dag_ids import TRANSFORM_DAG
 from safeguard.notify import task_failed, task_retrying
 
 _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values()})
 
 
 @dag(
-    dag_id="safeguard_transform",
+    dag_id=TRANSFORM_DAG,
     doc_md=__doc__,
     schedule=reduce(lambda a, b: a | b, [raw_asset(t) for t in _raw_tables]),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from safeguard.config import Settings, write_private
+from safeguard.config import Settings, child_env, env, write_private
 
 
 def airflow_exe() -> str:
@@ -21,7 +21,7 @@ def airflow_exe() -> str:
 
 
 def airflow_port() -> int:
-    return int(os.environ.get("AIRFLOW_PORT", "8080"))
+    return int(env("AIRFLOW_PORT", "8080"))
 
 
 def _passwords_file(s: Settings) -> Path:
@@ -33,10 +33,10 @@ def airflow_env(s: Settings) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     port = airflow_port()
     venv_bin = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
+    out = {
+        **child_env(),
         # `airflow standalone` starts its components as `airflow ...` from PATH
-        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "PATH": venv_bin + os.pathsep + (env("PATH") or ""),
         "SAFEGUARD_ROOT": str(s.root),
         "SAFEGUARD_HOME": str(s.home),
         "AIRFLOW_HOME": str(home),
@@ -66,7 +66,7 @@ def airflow_env(s: Settings) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "false",
         "NO_PROXY": "*",
     }
-    return env
+    return out
 
 
 def airflow(s: Settings, *args: str, check: bool = True, capture: bool = False

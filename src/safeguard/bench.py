@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from safeguard.config import child_env, env, export_env
+
 SOURCE = "sample_hotline_cases"
 PORT = "55434"
 ANCHOR_RUNS = 2
@@ -176,7 +178,7 @@ def _psql() -> str:
 def _libpq_env(url: str) -> dict[str, str]:
     """The URL as libpq variables, so the password is not on psql's command line."""
     parts = urlsplit(url)
-    return {**os.environ, "PGHOST": parts.hostname or "127.0.0.1",
+    return {**child_env(), "PGHOST": parts.hostname or "127.0.0.1",
             "PGPORT": str(parts.port or 5432), "PGUSER": unquote(parts.username or ""),
             "PGPASSWORD": unquote(parts.password or ""),
             "PGDATABASE": unquote(parts.path.lstrip("/")), "PGAPPNAME": "safeguard-bench"}
@@ -212,7 +214,7 @@ def _anchor_once(psql: str, env: dict[str, str], path: Path, columns: int,
 
 # --- the parent ------------------------------------------------------------------------------
 def _sizes() -> list[int]:
-    raw = os.environ.get("BENCH_SIZES") or os.environ.get("BENCH_ROWS") or "1000000"
+    raw = env("BENCH_SIZES") or env("BENCH_ROWS") or "1000000"
     sizes = [int(x.replace("_", "").strip()) for x in raw.split(",") if x.strip()]
     if not sizes or min(sizes) <= 0:
         raise SystemExit(f"BENCH_SIZES/BENCH_ROWS: positive case counts, not {raw!r}")
@@ -374,9 +376,10 @@ def _machine() -> dict[str, Any]:
 def main() -> None:
     root = Path(__file__).resolve().parents[2]
     # its own home and server, whatever the shell says: it drops its warehouse per size
-    os.environ["SAFEGUARD_HOME"] = str(root / ".local" / "bench")
-    os.environ["SAFEGUARD_PG_PORT"] = PORT
-    if os.environ.pop("DATABASE_URL", None):
+    export_env("SAFEGUARD_HOME", str(root / ".local" / "bench"))
+    export_env("SAFEGUARD_PG_PORT", PORT)
+    if env("DATABASE_URL"):
+        export_env("DATABASE_URL", None)
         _log("DATABASE_URL ignored: the bench runs its own embedded PostgreSQL")
     from safeguard.config import settings
     from safeguard.db.embedded import EmbeddedPostgres

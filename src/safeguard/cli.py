@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from safeguard.config import ROLES, settings
+from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
 from safeguard.generate import generate_command
 from safeguard.superset.cli import superset_cli
 
@@ -333,7 +334,7 @@ def status() -> None:
         pass  # nothing published yet
     attention = False
     for name in sorted(set(all_contracts(s)) | set(rows)):
-        run = runs.get(f"ingest__{name}")
+        run = runs.get(ingest_dag_id(name))
         run_text = f"  last run {run[0]} {run[1]:%Y-%m-%d %H:%M}Z" if run and run[1] else ""
         if name not in rows:
             click.echo(f"  {name:<26} never loaded{run_text}")
@@ -356,11 +357,11 @@ def status() -> None:
         for warning in standing.get(name, []):
             attention = True
             click.echo(f"!   standing warning on published figures: {warning}")
-    transform = runs.get("safeguard_transform")
+    transform = runs.get(TRANSFORM_DAG)
     if transform:
         flag = transform[0] == "failed"
         attention |= flag
-        click.echo(f"{'!' if flag else ' '} {'dbt (safeguard_transform)':<26} {transform[0]}"
+        click.echo(f"{'!' if flag else ' '} {f'dbt ({TRANSFORM_DAG})':<26} {transform[0]}"
                    + (f"  at {transform[1]:%Y-%m-%d %H:%M}Z" if transform[1] else ""))
     sys.exit(1 if attention else 0)
 

@@ -41,6 +41,66 @@ SECRET_NAMES = (
 )
 
 
+# --- the process environment: read (and, for child processes and tools, written) here only --
+
+def env(name: str, default: str | None = None) -> str | None:
+    """A setting from the environment (empty counts as unset). Every read of the process
+    environment goes through here or through :class:`Settings`."""
+    return os.environ.get(name) or default
+
+
+def child_env(drop: tuple[str, ...] = (), **overrides: str) -> dict[str, str]:
+    """The environment a child process gets: ours, less ``drop``, with ``overrides``."""
+    out = {k: v for k, v in os.environ.items() if k not in drop}
+    out.update(overrides)
+    return out
+
+
+def export_env(name: str, value: str | None, default_only: bool = False) -> None:
+    """Set (or with ``None`` remove) a variable for this process and the tools it loads (GX
+    reads its own settings from the environment). ``default_only``: unless already set."""
+    if value is None:
+        os.environ.pop(name, None)
+    elif not (default_only and name in os.environ):
+        os.environ[name] = value
+
+
+def airflow_context() -> tuple[str | None, str | None]:
+    """(DAG id, run id) inside an Airflow task (its runner exports ``AIRFLOW_CTX_*``)."""
+    return env("AIRFLOW_CTX_DAG_ID"), env("AIRFLOW_CTX_DAG_RUN_ID")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where failures are sent (``SAFEGUARD_ALERT_*``); see ``notify``."""
+
+    webhook_url: str | None
+    smtp_host: str | None
+    email_to: str | None
+    email_from: str
+    smtp_port: int
+    smtp_user: str | None
+    smtp_password: str
+    starttls: bool
+    smtp_cafile: str | None
+
+    @classmethod
+    def from_env(cls) -> AlertSettings:
+        user = env("SAFEGUARD_ALERT_SMTP_USER")
+        return cls(
+            webhook_url=env("SAFEGUARD_ALERT_WEBHOOK_URL"),
+            smtp_host=env("SAFEGUARD_ALERT_SMTP_HOST"),
+            email_to=env("SAFEGUARD_ALERT_EMAIL_TO"),
+            email_from=env("SAFEGUARD_ALERT_EMAIL_FROM", "safeguard@localhost"),
+            smtp_port=int(env("SAFEGUARD_ALERT_SMTP_PORT", "25")),
+            smtp_user=user,
+            smtp_password=env("SAFEGUARD_ALERT_SMTP_PASSWORD", ""),
+            starttls=env("SAFEGUARD_ALERT_SMTP_STARTTLS", "true" if user else "false"
+                         ).strip().lower() in ("1", "true", "yes", "on"),
+            smtp_cafile=env("SAFEGUARD_ALERT_SMTP_CAFILE"),
+        )
+
+
 def repo_root() -> Path:
     """The checkout this package was installed from (editable install)."""
     env = os.environ.get("SAFEGUARD_ROOT")
@@ -145,6 +205,12 @@ class Settings:
     @property
     def embedded_port(self) -> int:
         return int(os.environ.get("SAFEGUARD_PG_PORT", "55432"))
+
+    @property
+    def drop_root(self) -> Path:
+        """Where deliveries arrive, one folder per source: ``SAFEGUARD_DROP_DIR``, or
+        ``$SAFEGUARD_HOME/drop``."""
+        return Path(env("SAFEGUARD_DROP_DIR") or self.home / "drop")
 
     @property
     def embedded_port_in_use(self) -> int:

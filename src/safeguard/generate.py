@@ -668,7 +668,8 @@ def write_legislation_sample(path: Path, root: Path | None = None) -> Path:
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Random seed: the same seed gives the same files, byte for byte.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Drop folder to write into  [default: $SAFEGUARD_HOME/drop]")
+              default=None,
+              help="Drop folder  [default: $SAFEGUARD_DROP_DIR or $SAFEGUARD_HOME/drop]")
 @click.option("--years", type=(int, int), default=(2018, 2024), show_default=True,
               help="First and last year of the range.")
 def generate_command(cases: int, seed: int, out_dir: Path | None,
@@ -678,7 +679,7 @@ def generate_command(cases: int, seed: int, out_dir: Path | None,
     Made-up data with the published trends (no real case data): one file per source, in the
     folder its contract's DAG reads (sample_hotline_cases/, sample_partner_aggregates/).
     """
-    out_dir = out_dir or settings().home / "drop"
+    out_dir = out_dir or settings().drop_root  # where the DAGs look (SAFEGUARD_DROP_DIR)
     with click.progressbar(length=cases, label="hotline cases", file=sys.stderr) as bar:
         summary = generate_files(out_dir, cases, seed, years, progress=bar.update)
     for path, rows in summary.files.items():

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import smtplib
 import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from safeguard.config import settings
+from safeguard.config import AlertSettings, settings
 
 log = logging.getLogger("safeguard.notify")
 
@@ -49,7 +48,8 @@ def notify(event: dict[str, Any]) -> None:
     except OSError as e:
         log.error("could not write the alert log: %s", e)
 
-    url = os.environ.get("SAFEGUARD_ALERT_WEBHOOK_URL")
+    alerts = AlertSettings.from_env()
+    url = alerts.webhook_url
     if url:
         try:
             import httpx
@@ -61,28 +61,25 @@ def notify(event: dict[str, Any]) -> None:
             log.error("alert webhook failed (%s%s); its address is a secret and is not logged",
                       type(e).__name__, f", HTTP {status}" if status else "")
 
-    host = os.environ.get("SAFEGUARD_ALERT_SMTP_HOST")
-    to = os.environ.get("SAFEGUARD_ALERT_EMAIL_TO")
+    host, to = alerts.smtp_host, alerts.email_to
     if host and to:
         try:
             msg = EmailMessage()
             first = text.splitlines()[0]
             # a long first line is cut visibly; the body always has the whole message
             msg["Subject"] = first if len(first) <= 200 else first[:199] + "…"
-            msg["From"] = os.environ.get("SAFEGUARD_ALERT_EMAIL_FROM", "safeguard@localhost")
+            msg["From"] = alerts.email_from
             msg["To"] = to
             msg.set_content(f"{text}\n\nDetails:\n{json.dumps(event, indent=2, default=str)}\n")
-            port = int(os.environ.get("SAFEGUARD_ALERT_SMTP_PORT", "25"))
-            user = os.environ.get("SAFEGUARD_ALERT_SMTP_USER")
-            tls = os.environ.get("SAFEGUARD_ALERT_SMTP_STARTTLS", "true" if user else "false")
-            with smtplib.SMTP(host, port, timeout=10) as smtp:
-                if tls.strip().lower() in ("1", "true", "yes", "on"):
+            user = alerts.smtp_user
+            with smtplib.SMTP(host, alerts.smtp_port, timeout=10) as smtp:
+                if alerts.starttls:
                     # verify the server's certificate (smtplib does not unless given a
                     # context): the system's CAs, or SAFEGUARD_ALERT_SMTP_CAFILE
                     smtp.starttls(context=ssl.create_default_context(
-                        cafile=os.environ.get("SAFEGUARD_ALERT_SMTP_CAFILE") or None))
+                        cafile=alerts.smtp_cafile))
                 if user:
-                    smtp.login(user, os.environ.get("SAFEGUARD_ALERT_SMTP_PASSWORD", ""))
+                    smtp.login(user, alerts.smtp_password)
                 smtp.send_message(msg)
         except Exception as e:
             log.error("e-mail to %s failed: %s", to, e)

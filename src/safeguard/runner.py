@@ -13,11 +13,10 @@ import urllib.request
 import psycopg
 
 from safeguard.airflow_env import airflow, airflow_env, airflow_exe, airflow_port, migrate
-from safeguard.config import Settings
+from safeguard.config import Settings, env
 from safeguard.contracts import all_contracts
+from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
 from safeguard.db.bootstrap import bootstrap
-
-TRANSFORM_DAG = "safeguard_transform"
 
 
 class PipelineFailed(RuntimeError):
@@ -37,7 +36,7 @@ def ensure_generated_samples(s: Settings) -> None:
     missing = [c for c in all_contracts(s).values()
                if c.generated_by and not delivered_files(drop_dir(s, c))]
     if missing:
-        cases = int(os.environ.get("SAFEGUARD_SAMPLE_CASES", "20000"))
+        cases = int(env("SAFEGUARD_SAMPLE_CASES", "20000"))
         for path in generate(drop_dir(s, missing[0]).parent, cases=cases, seed=SAMPLE_SEED):
             print(f"    generated synthetic sample {path}", flush=True)
 
@@ -94,10 +93,10 @@ def run_once(s: Settings) -> None:
     prepare(s)
     failed = []
     for name in all_contracts(s):
-        state = dags_test(s, f"ingest__{name}")
-        print(f"ingest__{name}: {state}")
+        state = dags_test(s, ingest_dag_id(name))
+        print(f"{ingest_dag_id(name)}: {state}")
         if state != "success":
-            failed.append(f"ingest__{name}")
+            failed.append(ingest_dag_id(name))
     if failed:
         raise PipelineFailed(f"ingest failed: {failed}; see `safeguard status` and the task "
                              f"logs in {s.home / 'airflow' / 'logs'}")
@@ -210,10 +209,10 @@ def demo(s: Settings) -> None:
         since = time.time()
         print("4/5 Running the pipeline through the scheduler ...", flush=True)
         for name in all_contracts(s):
-            airflow(s, "dags", "unpause", f"ingest__{name}", capture=True, check=False)
-            airflow(s, "dags", "trigger", f"ingest__{name}", capture=True)
+            airflow(s, "dags", "unpause", ingest_dag_id(name), capture=True, check=False)
+            airflow(s, "dags", "trigger", ingest_dag_id(name), capture=True)
         airflow(s, "dags", "unpause", TRANSFORM_DAG, capture=True, check=False)
-        state = wait_for_pipeline(s, [f"ingest__{n}" for n in all_contracts(s)], since)
+        state = wait_for_pipeline(s, [ingest_dag_id(n) for n in all_contracts(s)], since)
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
         print("5/5 Importing the dashboards ...", flush=True)
         bundle.publish(superset)

@@ -9,10 +9,11 @@ row from one still in progress: :func:`is_held`.
 from __future__ import annotations
 
 import getpass
-import os
 import zlib
 
 import psycopg
+
+from safeguard.config import airflow_context
 
 #: advisory-lock classes (two-key form; the loader's per-source locks use the one-key form,
 #: whose keys are below 2**32, so they never meet these)
@@ -23,7 +24,7 @@ PUBLICATION_RUN = 8  # a dbt build of ops.publication_runs, while it runs
 def run_by_default() -> str:
     """``airflow:<dag_id>/<run_id>`` inside an Airflow task (the task runner exports its context
     as ``AIRFLOW_CTX_*``), else ``cli:<user>``."""
-    dag_id, run_id = os.environ.get("AIRFLOW_CTX_DAG_ID"), os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+    dag_id, run_id = airflow_context()
     if dag_id and run_id:
         return f"airflow:{dag_id}/{run_id}"
     return f"cli:{getpass.getuser()}"

@@ -3,7 +3,6 @@ scheduler. Failures that a retry cannot fix (a bad file) are raised as non-retry
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from safeguard.periods import dated_in_name
 
 
 def drop_dir(s: Settings, contract: Contract) -> Path:
-    base = Path(os.environ.get("SAFEGUARD_DROP_DIR", s.home / "drop"))
+    base = s.drop_root
     return (base / contract.name).resolve()
 
 

@@ -10,7 +10,6 @@ error whether or not its row could be written.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from safeguard.config import Settings
+from safeguard.config import ROLES, Settings, child_env
 from safeguard.runs import PUBLICATION_RUN, hold, is_held, run_by_default
 
 
@@ -31,10 +30,10 @@ class DbtFailed(RuntimeError):
 def dbt_env(settings: Settings) -> dict[str, str]:
     host, port = settings.server_address()
     return {
-        **os.environ,
+        **child_env(),
         "SAFEGUARD_DBT_HOST": host,
         "SAFEGUARD_DBT_PORT": str(port),
-        "SAFEGUARD_DBT_USER": "safeguard_transformer",
+        "SAFEGUARD_DBT_USER": ROLES["transformer"],
         "SAFEGUARD_DBT_PASSWORD": settings.role_password("transformer"),
         "SAFEGUARD_DBT_DBNAME": settings.warehouse_db,
         **settings.libpq_env(),  # DATABASE_URL's TLS settings (dbt's profile has host and port)

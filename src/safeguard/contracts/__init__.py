@@ -11,7 +11,6 @@ Python and no SQL. ``docs`` for each field: README, "Add a source".
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from safeguard.config import Settings, repo_root
+from safeguard.config import Settings, env, repo_root
 from safeguard.contracts.kinds import KINDS, SQL_TYPES, Kind
 from safeguard.contracts.reference import reference_codes
 
@@ -401,8 +400,8 @@ def _as_code(text: Any) -> str:
 def contracts_dir(settings: Settings) -> Path:
     """``contracts/`` in the checkout, or ``SAFEGUARD_CONTRACTS_DIR`` (e.g. a deployment's own
     set of sources kept outside the code)."""
-    env = os.environ.get("SAFEGUARD_CONTRACTS_DIR")
-    return Path(env).resolve() if env else settings.root / "contracts"
+    chosen = env("SAFEGUARD_CONTRACTS_DIR")
+    return Path(chosen).resolve() if chosen else settings.root / "contracts"
 
 
 def all_contracts(settings: Settings) -> dict[str, Contract]:

@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 
 from safeguard.config import Settings
+from safeguard.config import env as config_env
 from safeguard.ports import free_port, port_is_free
 
 PG_SYSTEM_USER = "safeguard-pg"
@@ -68,7 +69,7 @@ class EmbeddedPostgres:
 
     def _run(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         user = self._system_user()
-        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+        env = {"PATH": config_env("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
         if user:
             kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
             env["HOME"] = str(self.server_dir)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from safeguard.config import (
     Settings,
     _generated_secret,
     _read_env_file,
+    env,
     write_private,
 )
 from safeguard.contracts import Contract
@@ -142,7 +142,7 @@ def rekey(settings: Settings) -> Rekeyed:
     re-keyed under it in one transaction, the new secrets in ``secrets.env``. The models built
     on the old pseudonyms (dbt) are rebuilt by the caller."""
     for name in ("SAFEGUARD_PSEUDONYM_KEY", PREVIOUS_KEYS):
-        if os.environ.get(name):
+        if env(name):
             raise RekeyRefused(
                 f"{name} is set in the environment: a rotation writes the new key into "
                 f"{settings.secrets_file}, which the environment would override. Unset it (and "

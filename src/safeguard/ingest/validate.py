@@ -18,7 +18,6 @@ record number alone.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from safeguard.config import Settings
+from safeguard.config import Settings, export_env
 from safeguard.contracts import Contract
 from safeguard.contracts.predicates import TYPED as _TYPED
 from safeguard.contracts.predicates import (
@@ -326,8 +325,8 @@ def gx_context(settings: Settings):
 
     import safeguard.ingest.gx_rules  # noqa: F401  (its suites name our expectation)
 
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ["SAFEGUARD_GX_LANDING_URL"] = settings.url("loader", driver="postgresql+psycopg2")
+    export_env("GX_ANALYTICS_ENABLED", "false", default_only=True)
+    export_env("SAFEGUARD_GX_LANDING_URL", settings.url("loader", driver="postgresql+psycopg2"))
     root = settings.root / "expectations"
     context = gx.get_context(mode="file", project_root_dir=str(root))
     context.variables.progress_bars = {"globally": False}
@@ -436,7 +435,7 @@ def validate_landing(settings: Settings, contract: Contract,
 
     from safeguard.ingest.tables import LANDING_SCHEMA
 
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    export_env("GX_ANALYTICS_ENABLED", "false", default_only=True)
     # in memory only: no stores on disk, no temporary Data Docs folder
     context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)))

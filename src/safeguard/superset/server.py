@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from safeguard.config import Settings
+from safeguard.config import Settings, child_env, env
 from safeguard.ports import port_is_free
 from safeguard.superset.access import ADMIN_USERNAME, DEMO_USERS, ROLES
 from safeguard.superset.errors import SupersetError
@@ -28,65 +28,15 @@ __all__ = ["ADMIN_USERNAME", "SupersetError", "SupersetServer"]  # re-exported f
 
 DEFAULT_PORT = 8088
 
-# Roles and users, inside Superset's app context. Each role of ``access.ROLES`` gets exactly
+# Roles and users, inside Superset's app context (infra/superset/apply_access.py, run with
+# Superset's own Python). Each role of ``access.ROLES`` gets exactly
 # its permissions (database grants, set after each import by ``access.grant_databases``, are
 # kept); the Public role (``AUTH_ROLE_PUBLIC``, what anonymous visitors get) is emptied, so
 # a permission added to it by hand does not survive a restart. Users are created or updated
 # to exactly their role and password. Passwords travel in the environment, not on a command
 # line other users could read with ``ps``; FAB's own ``create-admin`` is not idempotent and
 # ``reset-password`` takes the password as an argument.
-_ACCESS_SCRIPT = """
-import json
-import os
-from superset.app import create_app
-
-app = create_app()
-with app.app_context():
-    from superset import db, security_manager as sm
-
-    spec = json.loads(os.environ["SAFEGUARD_SUPERSET_ACCESS"])
-    missing = []
-    for name, pairs in spec["roles"].items():
-        pvms = []
-        for permission, view in pairs:
-            pvm = sm.find_permission_view_menu(permission, view)
-            if pvm is None:
-                missing.append(f"{permission} on {view} (role {name})")
-            else:
-                pvms.append(pvm)
-        if missing:
-            continue
-        role = sm.add_role(name)  # the existing role, if there is one
-        granted = [p for p in role.permissions if p.permission.name == "database_access"]
-        role.permissions = pvms + granted
-        print(f"role {name}: {len(pvms)} permissions, {len(granted)} database grants kept")
-    if missing:
-        db.session.rollback()
-        raise SystemExit("This Superset has no such permission (renamed in an upgrade?): "
-                         + "; ".join(missing)
-                         + ". Update src/safeguard/superset/access.py.")
-    public = sm.find_role(app.config["AUTH_ROLE_PUBLIC"])
-    if public is not None and public.permissions:
-        print(f"role {public.name}: {len(public.permissions)} permissions removed")
-        public.permissions = []
-    db.session.commit()
-
-    for spec_user in spec["users"]:
-        username, role = spec_user["username"], sm.find_role(spec_user["role"])
-        password = os.environ[spec_user["password_env"]]
-        user = sm.find_user(username=username)
-        if user is None:
-            if not sm.add_user(username, "Safeguard", role.name,
-                               f"{username}@safeguard.invalid", [role], password=password):
-                raise SystemExit(f"could not create the Superset user {username!r}")
-            print(f"created Superset user {username!r} ({role.name})")
-        else:
-            user.roles = [role]
-            user.active = True
-            sm.update_user(user)
-            sm.reset_password(user.id, password)
-            print(f"Superset user {username!r} exists; role {role.name}, password synchronised")
-"""
+_ACCESS_SCRIPT = "apply_access.py"  # in infra/superset, beside superset_config.py
 
 
 def _group_alive(pgid: int) -> bool:
@@ -107,9 +57,9 @@ class SupersetServer:
         self.host = host
         saved = self._saved_state()
         self.port = port or int(
-            os.environ.get("SUPERSET_PORT") or (saved or {}).get("port") or DEFAULT_PORT
+            env("SUPERSET_PORT") or (saved or {}).get("port") or DEFAULT_PORT
         )
-        self.workers = int(os.environ.get("SUPERSET_WORKERS", "2"))
+        self.workers = int(env("SUPERSET_WORKERS", "2"))
         self._proc: subprocess.Popen[bytes] | None = None
 
     # --- where things are ------------------------------------------------------------------
@@ -153,10 +103,9 @@ class SupersetServer:
                 f"No Superset environment in {self.venv_bin.parent}: run "
                 "`cd infra/superset && uv sync --frozen` (or `make setup`)."
             )
-        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH",
-                                                                 "PYTHONHOME")}
-        env.update(
-            PATH=f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        out = child_env(drop=("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))
+        out.update(
+            PATH=f"{self.venv_bin}{os.pathsep}{env('PATH', '')}",
             SUPERSET_CONFIG_PATH=str(self.config_path),
             SUPERSET_HOME=str(self.dir / "home"),
             SUPERSET_SECRET_KEY=self.settings.secret("SUPERSET_SECRET_KEY"),
@@ -165,7 +114,7 @@ class SupersetServer:
             FLASK_APP="superset.app:create_app()",
             PYTHONUNBUFFERED="1",
         )
-        return env
+        return out
 
     # --- bootstrap -------------------------------------------------------------------------
     def _run(self, label: str, args: list[str], extra_env: dict[str, str] | None = None) -> str:
@@ -219,7 +168,8 @@ class SupersetServer:
         spec = {"roles": {name: sorted(perms) for name, (perms, _) in ROLES.items()},
                 "users": users}
         self._run(
-            "roles and users", [str(self.venv_bin / "python"), "-c", _ACCESS_SCRIPT],
+            "roles and users",
+            [str(self.venv_bin / "python"), str(self.config_path.with_name(_ACCESS_SCRIPT))],
             {"SAFEGUARD_SUPERSET_ACCESS": json.dumps(spec)}
             | {u["password_env"]: self.settings.secret(u["password_env"]) for u in users},
         )

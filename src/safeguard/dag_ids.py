@@ -1,0 +1,9 @@
+"""The Airflow DAG ids, written once: the DAG files, the runner and the CLI take them here."""
+
+#: dbt build of the warehouse (dags/safeguard_transform.py)
+TRANSFORM_DAG = "safeguard_transform"
+
+
+def ingest_dag_id(contract_name: str) -> str:
+    """One ingest DAG per source contract (dags/safeguard_ingest.py)."""
+    return f"ingest__{contract_name}"
