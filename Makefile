@@ -54,6 +54,9 @@ stop:
 	-.venv/bin/safeguard db stop
 
 clean: stop
-	@# an embedded server kept outside the checkout (see src/safeguard/db/embedded.py)
-	@if [ -f .local/postgres/relocated ]; then rm -rf "$$(cat .local/postgres/relocated)"; fi
+	@# embedded servers kept outside the checkout (see src/safeguard/db/embedded.py): the
+	@# demo's, and the test homes'
+	@find .local \( -path '*/postgres/relocated' -o -path '*/postgres/binaries' \) -type f \
+		2>/dev/null | while read -r f; do \
+		rm -rf "$$(cat "$$f")"; done
 	rm -rf .local .venv infra/superset/.venv expectations/gx/uncommitted

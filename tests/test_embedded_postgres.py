@@ -76,6 +76,9 @@ def test_a_server_in_a_private_folder_still_starts(tmp_path, monkeypatch):
         pg.start()
         assert pg.server_dir.is_relative_to(embedded.RELOCATED_BASE)
         assert pg.bin.is_relative_to(embedded.RELOCATED_BASE)
+        # both recorded in the home, where `make clean` finds them
+        assert (s.pg_dir / "relocated").read_text().strip() == str(pg.server_dir)
+        assert pg.bin.is_relative_to((s.pg_dir / "binaries").read_text().strip())
         with psycopg.connect(s.admin_url(), connect_timeout=10) as conn:
             assert conn.execute("select 1").fetchone() == (1,)
         pg.stop()

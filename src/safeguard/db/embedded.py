@@ -110,6 +110,8 @@ class EmbeddedPostgres:
             for d in (partial, partial / package.name):
                 os.chmod(d, 0o755)
             partial.rename(copy)
+        if self.dir.is_dir():  # so that `make clean` finds the copy too
+            (self.dir / "binaries").write_text(f"{copy}\n")
         return relocated / "bin"
 
     def _place_server_dir(self, user: pwd.struct_passwd) -> None:
