@@ -206,3 +206,8 @@ LEGISLATION = Kind(
 )
 
 KINDS = {k.name: k for k in (PUBLISHED_FIGURES, CASE_EXTRACT, PARTNER_AGGREGATES, LEGISLATION)}
+
+#: every column that holds a case's pseudonym, whichever kind it is in (rotations re-key them;
+#: no relation an analyst reads may hold one)
+PSEUDONYM_COLUMNS = tuple(sorted({name for kind in KINDS.values()
+                                  for name, t in kind.types.items() if t == "pseudonym"}))

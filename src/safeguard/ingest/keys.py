@@ -33,9 +33,10 @@ from safeguard.config import (
     _generated_secret,
     _read_env_file,
     env,
-    write_private,
+    write_secrets,
 )
 from safeguard.contracts import Contract
+from safeguard.contracts.kinds import PSEUDONYM_COLUMNS
 from safeguard.ingest.errors import IngestError
 
 _FINGERPRINT_TEXT = b"safeguard pseudonym key fingerprint v1"
@@ -54,34 +55,43 @@ def fingerprint(keys: str | Sequence[str]) -> str:
     return text.decode()[:16]
 
 
+def _key_in_use(conn: psycopg.Connection) -> str | None:
+    """The fingerprint of the key in use (None: no case loaded yet); the caller holds a lock."""
+    row = conn.execute("select fingerprint from ops.pseudonym_keys "
+                       "where retired_at is null").fetchone()
+    return row[0] if row else None
+
+
+def _has_case_ids(contract: Contract) -> bool:
+    return any(c.type == "pseudonym" for c in contract.columns)
+
+
 def check_pseudonym_key(conn: psycopg.Connection, contract: Contract,
                         keys: str | Sequence[str]) -> None:
     """Record the key's fingerprint at first use; refuse any other key after that."""
-    if not any(c.type == "pseudonym" for c in contract.columns):
+    if not _has_case_ids(contract):
         return
     mine = fingerprint(keys)
     with conn.transaction():
         conn.execute("lock table ops.pseudonym_keys in share row exclusive mode")
-        row = conn.execute("select fingerprint from ops.pseudonym_keys "
-                           "where retired_at is null").fetchone()
-        if row is None:
+        theirs = _key_in_use(conn)
+        if theirs is None:
             conn.execute("insert into ops.pseudonym_keys (fingerprint) values (%s)", [mine])
             return
-    if row[0] != mine:
-        raise _mismatch(contract, mine, row[0])
+    if theirs != mine:
+        raise _mismatch(contract, mine, theirs)
 
 
 def hold_pseudonym_key(conn: psycopg.Connection, contract: Contract,
                        keys: str | Sequence[str]) -> None:
     """In the transaction that lands a batch: the key checked is still the one in use, and
     stays so until the batch's rows are in landing (a rotation waits for the lock)."""
-    if not any(c.type == "pseudonym" for c in contract.columns):
+    if not _has_case_ids(contract):
         return
     conn.execute("lock table ops.pseudonym_keys in share mode")
-    row = conn.execute("select fingerprint from ops.pseudonym_keys "
-                       "where retired_at is null").fetchone()
-    if row is not None and row[0] != fingerprint(keys):
-        raise _mismatch(contract, fingerprint(keys), row[0])
+    mine, theirs = fingerprint(keys), _key_in_use(conn)
+    if theirs is not None and theirs != mine:
+        raise _mismatch(contract, mine, theirs)
 
 
 def _mismatch(contract: Contract | str, mine: str, theirs: str) -> KeyMismatch:
@@ -103,7 +113,7 @@ class RekeyRefused(IngestError):
     """The rotation cannot be made here (see its message); nothing was changed."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rekeyed:
     old_fingerprint: str | None
     new_fingerprint: str
@@ -113,13 +123,6 @@ class Rekeyed:
 
 #: a stored pseudonym: the hex of an HMAC-SHA256 (a masked or marked id, never a hash, stays)
 _HASHED = "^[0-9a-f]{64}$"
-
-
-def _pseudonym_columns() -> list[str]:
-    from safeguard.contracts.kinds import KINDS
-
-    return sorted({name for kind in KINDS.values() for name, t in kind.types.items()
-                   if t == "pseudonym"})
 
 
 def _tables_holding(conn: psycopg.Connection, columns: list[str]) -> list[tuple[str, str, str]]:
@@ -154,32 +157,29 @@ def rekey(settings: Settings) -> Rekeyed:
     stored["SAFEGUARD_PSEUDONYM_KEY"], stored[PREVIOUS_KEYS] = new_key, ",".join(old)
     pending = settings.secrets_file.with_name(settings.secrets_file.name + ".rekey")
     # the new secrets exist before the warehouse changes: a cut-off run leaves them beside it
-    write_private(pending, "# Written by safeguard rekey. Keep out of git; back it up: every "
-                           "key here is needed to match later deliveries.\n"
-                  + "".join(f"{k}={v}\n" for k, v in sorted(stored.items())))
+    write_secrets(pending, stored, "Written by safeguard rekey. Keep out of git; back it up: "
+                                   "every key here is needed to match later deliveries.")
     try:
-        result = _rekey_warehouse(settings, old, new_key)
+        result = _rekey_warehouse(settings, old, chain)
     except BaseException:
         pending.unlink(missing_ok=True)
         raise
     pending.replace(settings.secrets_file)
-    result.new_fingerprint = fingerprint(chain)
     return result
 
 
-def _rekey_warehouse(settings: Settings, old: list[str], new_key: str) -> Rekeyed:
+def _rekey_warehouse(settings: Settings, old: list[str], chain: list[str]) -> Rekeyed:
     from safeguard.ingest.admit import chained_hmac
 
-    columns = _pseudonym_columns()
-    step = chained_hmac([new_key.encode()])
+    columns = list(PSEUDONYM_COLUMNS)
+    step = chained_hmac([chain[-1].encode()])  # the new key, over each stored pseudonym
     rows: dict[str, int] = {}
     with psycopg.connect(settings.admin_url(settings.warehouse_db)) as conn:
         # loads check the key under this lock and hold it while they land: none lands now
         conn.execute("lock table ops.pseudonym_keys in exclusive mode")
-        in_use = conn.execute("select fingerprint from ops.pseudonym_keys "
-                              "where retired_at is null").fetchone()
-        if in_use and in_use[0] != fingerprint(old):
-            raise _mismatch("rekey", fingerprint(old), in_use[0])
+        in_use = _key_in_use(conn)
+        if in_use is not None and in_use != fingerprint(old):
+            raise _mismatch("rekey", fingerprint(old), in_use)
         tables = _tables_holding(conn, columns)
         for schema, table in dict.fromkeys((s, t) for s, t, _ in tables):
             conn.execute(sql.SQL("lock table {} in exclusive mode").format(
@@ -218,7 +218,7 @@ def _rekey_warehouse(settings: Settings, old: list[str], new_key: str) -> Rekeye
                 "from rekey_map m where q.record->>%s = m.old", [[column], column])
             rows["quarantine.rows"] = rows.get("quarantine.rows", 0) + cur.rowcount
         conn.execute("update ops.pseudonym_keys set retired_at = now() where retired_at is null")
-        conn.execute("insert into ops.pseudonym_keys (fingerprint) values (%s)",
-                     [fingerprint([*old, new_key])])
+        new = fingerprint(chain)
+        conn.execute("insert into ops.pseudonym_keys (fingerprint) values (%s)", [new])
         conn.commit()
-    return Rekeyed(in_use[0] if in_use else None, "", pseudonyms, rows)
+    return Rekeyed(in_use, new, pseudonyms, rows)
