@@ -100,8 +100,8 @@ def snapshot(url: str, oids: dict[str, int], db: tuple[str, int]) -> dict[str, s
         functions, relations = _functions(conn), _relations(conn)
         with conn.transaction():
             conn.execute("set transaction read only")
-            conn.execute("select pg_stat_clear_snapshot()") if any(
-                f == "pg_catalog.pg_stat_clear_snapshot" for f, _ in functions) else None
+            if ("pg_catalog.pg_stat_clear_snapshot", None) in functions:
+                conn.execute("select pg_stat_clear_snapshot()")
 
             def ask(label: str, query: sql.Composable, params: list) -> None:
                 try:

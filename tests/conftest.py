@@ -28,9 +28,12 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 from safeguard.config import Settings  # noqa: E402
 
 
-def safeguard_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def safeguard_cli(*args: str, check: bool = True,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The CLI as an operator runs it; ``env``: another home or server than the tests' own."""
     exe = Path(sys.executable).with_name("safeguard")
-    proc = subprocess.run([str(exe), *args], text=True, capture_output=True, env=os.environ)
+    proc = subprocess.run([str(exe), *args], text=True, capture_output=True,
+                          env=os.environ if env is None else env)
     if check and proc.returncode != 0:
         raise AssertionError(f"safeguard {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -11,13 +11,12 @@ import csv
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import TEST_HOME
+from conftest import TEST_HOME, safeguard_cli
 from safeguard.config import PREVIOUS_KEYS, Settings
 from safeguard.ports import free_port
 
@@ -38,16 +37,7 @@ def env() -> dict[str, str]:
     for name in ("SAFEGUARD_PSEUDONYM_KEY", PREVIOUS_KEYS):
         out.pop(name, None)
     yield out
-    _cli(out, "db", "stop", check=False)
-
-
-def _cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("safeguard")
-    proc = subprocess.run([str(exe), *args], env=env, text=True, capture_output=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"safeguard {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+    safeguard_cli("db", "stop", check=False, env=out)
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -79,11 +69,12 @@ def _keys(conn: psycopg.Connection) -> set[str]:
 
 def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path):
     first, second = _files(tmp_path)
-    _cli(env, "db", "up")
+    safeguard_cli("db", "up", env=env)
     s = _settings(env)
     admin = s.admin_url(s.warehouse_db)
-    assert _cli(env, "ingest", "--source", SOURCE, str(first)).stdout.startswith("loaded:")
-    _cli(env, "transform", "--select", REBUILD)
+    loaded = safeguard_cli("ingest", "--source", SOURCE, str(first), env=env).stdout
+    assert loaded.startswith("loaded:")
+    safeguard_cli("transform", "--select", REBUILD, env=env)
     with psycopg.connect(admin) as conn:
         before = _keys(conn)
         cases_before = conn.execute("select count(*) from cases.fct_hotline_cases").fetchone()[0]
@@ -92,12 +83,13 @@ def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path)
     old_key = s.secret("SAFEGUARD_PSEUDONYM_KEY")
 
     # refused while the key comes from the environment: nothing changes
-    refused = _cli({**env, "SAFEGUARD_PSEUDONYM_KEY": old_key}, "rekey", "--yes", check=False)
+    refused = safeguard_cli("rekey", "--yes", check=False,
+                            env={**env, "SAFEGUARD_PSEUDONYM_KEY": old_key})
     assert refused.returncode == 2, refused.stderr
     assert "set in the environment" in refused.stderr and old_key not in refused.stderr
     assert s.secrets_file.read_text() == old_secrets
 
-    done = _cli(env, "rekey", "--yes", "--select", REBUILD)
+    done = safeguard_cli("rekey", "--yes", "--select", REBUILD, env=env)
     assert "300 pseudonyms re-keyed" in done.stdout, done.stdout
     assert "models rebuilt" in done.stdout
     assert old_key not in done.stdout + done.stderr
@@ -117,8 +109,9 @@ def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path)
                             [list(before)]).fetchone()[0] == 0
 
     # the re-delivery merges with the re-keyed cases: 20 new, 50 updated, none doubled
-    assert _cli(env, "ingest", "--source", SOURCE, str(second)).stdout.startswith("loaded:")
-    _cli(env, "transform", "--select", REBUILD)
+    loaded = safeguard_cli("ingest", "--source", SOURCE, str(second), env=env).stdout
+    assert loaded.startswith("loaded:")
+    safeguard_cli("transform", "--select", REBUILD, env=env)
     with psycopg.connect(admin) as conn:
         assert len(_keys(conn)) == 320
         assert conn.execute("select count(*) from cases.fct_hotline_cases").fetchone()[0] == 320
@@ -128,7 +121,7 @@ def test_rekey_keeps_redeliveries_merging_and_refuses_the_old_key(env, tmp_path)
 
     # the old secrets (a stale backup, another machine) are refused, with how to restore
     s.secrets_file.write_text(old_secrets)
-    stale = _cli(env, "ingest", "--source", SOURCE, str(first), check=False)
+    stale = safeguard_cli("ingest", "--source", SOURCE, str(first), check=False, env=env)
     assert stale.returncode == 4, stale.stdout + stale.stderr
     assert "(rule: pseudonym_key_matches)" in stale.stderr
     assert "SAFEGUARD_PSEUDONYM_KEY_PREVIOUS" in stale.stderr

@@ -15,7 +15,6 @@ import ipaddress
 import os
 import struct
 import subprocess
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from conftest import TEST_HOME
+from conftest import TEST_HOME, safeguard_cli
 from safeguard.config import Settings
 from safeguard.ports import free_port
 
@@ -203,11 +202,6 @@ def tls_server():
     server.stop()
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("safeguard")
-    return subprocess.run([str(exe), *args], env=env, text=True, capture_output=True)
-
-
 def test_the_server_refuses_connections_without_tls(tls_server):
     admin, *_, front = tls_server
     with pytest.raises(psycopg.OperationalError, match="no encryption"):
@@ -216,9 +210,8 @@ def test_the_server_refuses_connections_without_tls(tls_server):
 
 def test_a_wrong_ca_is_refused_with_a_clear_message(tls_server):
     admin, _, wrong, env, _ = tls_server
-    proc = _cli({**env, "DATABASE_URL": f"{admin}/postgres?sslmode=verify-full&"
-                                        f"sslrootcert={wrong}"},
-                "db", "up")
+    proc = safeguard_cli("db", "up", check=False, env={
+        **env, "DATABASE_URL": f"{admin}/postgres?sslmode=verify-full&sslrootcert={wrong}"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "cannot connect to PostgreSQL at 127.0.0.1" in proc.stderr
     assert "certificate verify failed" in proc.stderr
@@ -230,9 +223,9 @@ def test_the_whole_pipeline_runs_over_verified_tls(tls_server):
     plain_before = front.refused_plain
     tls = f"sslmode=verify-full&sslrootcert={right}"
     env = {**env, "DATABASE_URL": f"{admin}/postgres?{tls}"}
-    up = _cli(env, "db", "up")
+    up = safeguard_cli("db", "up", check=False, env=env)
     assert up.returncode == 0, up.stdout + up.stderr
-    run = _cli(env, "run")
+    run = safeguard_cli("run", check=False, env=env)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     # every connection went through TLS (none tried in the clear), and the data went through:
     # loaded by the loader, checked by GX, built by dbt, the runs recorded by Airflow
