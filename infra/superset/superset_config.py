@@ -247,9 +247,9 @@ def _refuse_custom_sql():
     from flask import jsonify, request
 
     path = request.path.rstrip("/")
-    if request.method != "POST" and not path.startswith("/superset/explore_json"):
-        return None
-    if path != "/api/v1/chart/data" and not path.startswith("/superset/explore_json"):
+    runs_a_query = (path == "/api/v1/chart/data" and request.method == "POST"
+                    or path.startswith("/superset/explore_json"))
+    if not runs_a_query:
         return None
     user = _request_user()
     if user is None or AUTHOR_ROLES & {r.name for r in getattr(user, "roles", [])}:

@@ -38,6 +38,12 @@ def _bin_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
+def _make_relocated_base() -> None:
+    """RELOCATED_BASE, traversable by the server's user (what it holds is private to it)."""
+    RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
+    os.chmod(RELOCATED_BASE, 0o755)
+
+
 class EmbeddedPostgres:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -100,8 +106,7 @@ class EmbeddedPostgres:
         copy = RELOCATED_BASE / f"pginstall-{tag}"
         relocated = copy / package.name / install.name
         if not (relocated / "bin" / "postgres").exists():
-            RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
-            os.chmod(RELOCATED_BASE, 0o755)
+            _make_relocated_base()
             partial = copy.with_name(copy.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(install, partial / package.name / install.name, symlinks=True)
@@ -130,8 +135,7 @@ class EmbeddedPostgres:
                 self._run([str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m",
                            "immediate", "-w", "-t", "30"])
             shutil.rmtree(self.server_dir)
-        RELOCATED_BASE.mkdir(parents=True, exist_ok=True)
-        os.chmod(RELOCATED_BASE, 0o755)
+        _make_relocated_base()
         self.server_dir.mkdir()
         os.chown(self.server_dir, user.pw_uid, user.pw_gid)
         os.chmod(self.server_dir, 0o700)
