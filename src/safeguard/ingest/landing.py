@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,10 +143,12 @@ def source_lock_key(contract: Contract) -> int:
 
 
 def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | None = None,
-              wait: float = 600, hold_with: psycopg.Connection | None = None) -> LandedBatch:
+              wait: float = 600, hold_with: psycopg.Connection | None = None,
+              progress: Callable[[int], None] | None = None) -> LandedBatch:
     """Land the file as a new batch. ``hold_with``: a connection the caller keeps open until
     it has loaded the batch (``ingest_file``); the batch stays held on it after landing, so a
-    rerun knows at once when that caller is gone, instead of after ABANDONED_AFTER."""
+    rerun knows at once when that caller is gone, instead of after ABANDONED_AFTER.
+    ``progress``: told the records sent so far after each batch (see ``copy_admitted``)."""
     path = Path(path)
     started = time.perf_counter()
     facts = file_facts(path)
@@ -175,10 +177,12 @@ def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | 
                 try:
                     with conn.transaction():  # a savepoint: the fast reader may give up
                         rows = copy_admitted(conn, contract, admission,
-                                     read_batches(contract, path, facts), given)
+                                     read_batches(contract, path, facts), given,
+                                     progress=progress)
                 except NotSimple:
                     rows = copy_admitted(conn, contract, admission,
-                                 read_batches(contract, path, facts, fast=False), given)
+                                 read_batches(contract, path, facts, fast=False), given,
+                                 progress=progress)
                 conn.execute(
                     "update ops.batches set status = 'landed', rows_read = %s, "
                     "held_until_loaded = %s, message = %s where batch_id = %s",
@@ -253,8 +257,11 @@ def values_not_in_file(contract: Contract, shown_name: str,
 
 def copy_admitted(conn: psycopg.Connection, contract: Contract, admission: Admission,
           batches: Iterator[RawBatch], given: dict[str, str] | None = None,
-          table: sql.Composable | None = None) -> int:
-    """Admit each batch of records and send it through COPY as CSV; return the records."""
+          table: sql.Composable | None = None,
+          progress: Callable[[int], None] | None = None) -> int:
+    """Admit each batch of records and send it through COPY as CSV; return the records.
+    ``progress``: called with the records sent so far after each batch (a progress bar; it
+    starts again from 0 when the reference reader takes over from the fast one)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -288,6 +295,8 @@ def copy_admitted(conn: psycopg.Connection, contract: Contract, admission: Admis
                 pcsv.write_csv(table, buffer, options)
                 copy.write(buffer.getbuffer())
                 rows += n
+                if progress is not None:
+                    progress(rows)
         except Exception as e:
             stopped = e
     if stopped is not None:
