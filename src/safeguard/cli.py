@@ -171,17 +171,23 @@ def ingest(source: str, file: Path) -> None:
       3  the contract is wrong or unknown
       4  the run could not finish (e.g. the database is unreachable); nothing was loaded
 
-    Messages name the file, row, column and rule, never a delivered value."""
+    Messages name the file, row, column and rule, never a delivered value. On a terminal a
+    progress bar shows the rows read, their rate and the time left; elsewhere (cron, CI) a
+    timestamped line says the same every few seconds."""
     from safeguard.contracts import ContractError, get_contract
     from safeguard.db.bootstrap import ensure_server
+    from safeguard.ingest.admit import shown_file_name
     from safeguard.ingest.errors import FileRejected, IngestError
     from safeguard.ingest.pipeline import ingest_file
+    from safeguard.progress import RowProgress, rows_expected
 
     s = settings()
     try:
         ensure_server(s)
         contract = get_contract(s, source)
-        result = ingest_file(s, contract, file)
+        with RowProgress(f"landing {shown_file_name(file.name)}",
+                         rows_expected(contract, file)) as progress:
+            result = ingest_file(s, contract, file, progress=progress)
     except ContractError as e:
         click.echo(f"CONTRACT: {e}", err=True)
         sys.exit(EXIT_CONTRACT)

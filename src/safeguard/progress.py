@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 #: seconds between two plain progress lines
@@ -49,15 +50,30 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def rows_expected(contract: Any, path: Path) -> int | None:
+    """About how many records a delivered file holds, for the time left: a CSV's lines less
+    its header (more than the records when a quoted value spans lines); None for the other
+    formats, whose lines say nothing of their records."""
+    if contract.file.format != "csv":
+        return None
+    with path.open("rb") as f:  # newlines only: landing hashes the file itself
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    return max(lines - contract.file.header_row, 0) or None
+
+
 def _bar(stream: IO[str], *columns: Any):
     """A rich progress bar on ``stream``, which the caller found to be a terminal (rich would
     otherwise consult the environment, e.g. TERM, and might draw nothing)."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.table import Column
 
     console = Console(file=stream, force_terminal=True, highlight=False)
-    return Progress(TextColumn("{task.description}"), BarColumn(), *columns,
-                    TimeElapsedColumn(), console=console, refresh_per_second=8)
+    # one line however narrow the terminal: a long name is cut short, never wrapped
+    name = Column(max_width=24, no_wrap=True, overflow="ellipsis")
+    return Progress(TextColumn("{task.description}", table_column=name),
+                    BarColumn(bar_width=10), *columns,
+                    console=console, refresh_per_second=8)
 
 
 def _rate(task: Any) -> float | None:
@@ -87,19 +103,22 @@ class RowProgress:
         self.bar = None
         if self.interactive:
             from rich.progress import ProgressColumn, TimeRemainingColumn
+            from rich.table import Column
             from rich.text import Text
 
             class Rows(ProgressColumn):
                 def render(self, task: Any) -> Text:
-                    total = f" of ~{task.total:,.0f}" if task.total else ""
-                    return Text(f"{task.completed:,.0f}{total} rows")
+                    total = f"/~{task.total:,.0f}" if task.total else ""
+                    return Text(f"{task.completed:,.0f}{total} rows", no_wrap=True)
 
             class Rate(ProgressColumn):
                 def render(self, task: Any) -> Text:
                     rate = _rate(task)
-                    return Text(f"{rate:,.0f} rows/s" if rate else "- rows/s")
+                    return Text(f"{rate:,.0f} rows/s" if rate else "- rows/s", no_wrap=True)
 
-            self.bar = _bar(self.stream, Rows(), Rate(), TimeRemainingColumn())
+            self.bar = _bar(self.stream, Rows(table_column=Column(no_wrap=True)),
+                            Rate(table_column=Column(no_wrap=True)),
+                            TimeRemainingColumn(table_column=Column(no_wrap=True)))
             self.bar.start()
             self.task = self.bar.add_task(what, total=self.total)
         else:
@@ -152,7 +171,9 @@ class RowProgress:
     def __enter__(self) -> RowProgress:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if error is not None and self.bar is None:
+            self.closed = True  # the caller says what went wrong; no "rows in" line before it
         self.close()
 
 
@@ -168,9 +189,13 @@ class StepProgress:
         self.interactive = on_terminal(self.stream) if interactive is None else interactive
         self.bar = None
         if self.interactive:
-            from rich.progress import MofNCompleteColumn, TimeRemainingColumn
+            from rich.progress import MofNCompleteColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.table import Column
 
-            self.bar = _bar(self.stream, MofNCompleteColumn(), TimeRemainingColumn())
+            whole = Column(no_wrap=True)
+            self.bar = _bar(self.stream, MofNCompleteColumn(table_column=whole),
+                            TimeElapsedColumn(table_column=whole),
+                            TimeRemainingColumn(table_column=whole))
             self.bar.start()
             self.task = self.bar.add_task(what, total=None)
             self.what = what
@@ -178,7 +203,7 @@ class StepProgress:
     def update(self, done: int, total: int | None, running: str = "") -> None:
         if self.bar is not None:
             self.bar.update(self.task, completed=done, total=total or None,
-                            description=f"{self.what} {running}".strip())
+                            description=running or self.what)
 
     def log(self, line: str) -> None:
         if self.bar is not None:

@@ -3,6 +3,7 @@ scheduler. Failures that a retry cannot fix (a bad file) are raised as non-retry
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -88,8 +89,14 @@ def land(contract_name: str, requested_file: str | None, run_by: str,
         from airflow.exceptions import AirflowSkipException
 
         raise AirflowSkipException(str(e)) from e
+    from safeguard.ingest.admit import shown_file_name
+    from safeguard.progress import RowProgress, rows_expected
+
     try:
-        landed = land_file(s, contract, path, run_by)
+        # the task log is no terminal: a timestamped line every few seconds
+        with RowProgress(f"landing {shown_file_name(path.name)}", rows_expected(contract, path),
+                         stream=sys.stdout, interactive=False) as progress:
+            landed = land_file(s, contract, path, run_by, progress=progress)
     except FileRejected as e:
         raise _non_retryable(e) from e
     print(f"landed {landed.rows_read} rows of {landed.file_name} as batch {landed.batch_id}")
