@@ -1,5 +1,9 @@
 """dbt, as the transformer role, with the connection in the environment (``dbt/profiles.yml``).
 
+A build reports its progress as it goes (see :class:`DbtProgress`): dbt writes its events as JSON
+(``--log-format json``), and a line is printed per model, seed or snapshot done and per test
+that did not pass, with how many of how many nodes are done; on a terminal, a bar.
+
 Every ``dbt build`` is a publication refresh and leaves a row in ``ops.publication_runs``: who
 ran it and on what selection, when, whether it worked, and dbt's own counts from
 ``run_results.json``. The audit is written beside dbt, never instead of it: a row that cannot
@@ -10,9 +14,13 @@ error whether or not its row could be written.
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 from safeguard.config import ROLES, Settings, child_env
+from safeguard.progress import INTERVAL, StepProgress, duration
 from safeguard.runs import PUBLICATION_RUN, hold, is_held, run_by_default
 
 
@@ -41,6 +50,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "DBT_PROJECT_DIR": str(settings.root / "dbt"),
         "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
         "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+        # dbt.log as JSON events: `safeguard run` and `demo` follow a build's progress in it
+        "DBT_LOG_FORMAT_FILE": "json",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
     }
@@ -58,6 +69,147 @@ def dbt(settings: Settings, *args: str) -> str:
     return proc.stdout
 
 
+#: dbt's events for a node that finished (one each), and the one for a node that started
+FINISHED_EVENTS = frozenset({
+    "LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult", "LogNodeResult",
+    "LogNodeNoOpResult", "LogFunctionResult", "LogFreshnessResult", "SkippingDetails",
+    "LogSkipBecauseError"})
+STARTED_EVENT = "LogStartLine"
+TESTS = ("test", "unit_test")
+
+
+class DbtProgress:
+    """How far one dbt invocation is, from its JSON events (``feed``): nodes done of the total,
+    and what runs now. Says a line per model, seed or snapshot done and per test that did not
+    pass ("dbt 12/520 model fct_x success 1.2s"); passing tests only count, there are hundreds.
+    ``tick`` says where it is when nothing was said for ``interval`` seconds (a long model)."""
+
+    def __init__(self, interval: float = INTERVAL) -> None:
+        self.interval = interval
+        self._count_afresh(None)
+
+    def _count_afresh(self, invocation: str | None) -> None:
+        self.invocation = invocation
+        self.done = 0
+        self.total = 0
+        self.running: dict[str, tuple[str, float]] = {}  # unique_id: (label, started)
+        self.said_at = time.monotonic()
+
+    def feed(self, event: dict) -> list[str]:
+        info, data = event.get("info") or {}, event.get("data") or {}
+        name = info.get("name")
+        if info.get("invocation_id") and info.get("invocation_id") != self.invocation:
+            self._count_afresh(info.get("invocation_id"))  # another dbt command
+        node = data.get("node_info") or {}
+        kind = node.get("resource_type") or data.get("resource_type") or "node"
+        label = f"{kind} {node.get('node_name') or data.get('node_name') or data.get('relation')}"
+        total = data.get("total") or data.get("num_models")
+        if name not in FINISHED_EVENTS and name != STARTED_EVENT:
+            return []
+        self.total = max(self.total, int(total or 0))
+        if name == STARTED_EVENT:
+            self.running[node.get("unique_id") or label] = (label, time.monotonic())
+            return []
+        self.running.pop(node.get("unique_id") or label, None)
+        self.done += 1
+        status = str(data.get("status") or "skipped").lower()
+        if kind in TESTS and status in ("pass", "success"):
+            return []
+        took = data.get("execution_time")
+        return [self._said(f"dbt {self.done}/{self.total} {label} {status}"
+                           + (f" {float(took):.1f}s" if took is not None else ""))]
+
+    def now_running(self) -> str:
+        """The longest-running model (or other node) not a test, else how many tests run."""
+        if not self.running:
+            return ""
+        built = [(started, label) for label, started in self.running.values()
+                 if label.split(" ", 1)[0] not in TESTS]
+        if built:
+            started, label = min(built)
+            return f"{label} ({duration(time.monotonic() - started)})"
+        return f"{len(self.running)} test{'s' if len(self.running) > 1 else ''}"
+
+    def tick(self) -> list[str]:
+        if not self.total or time.monotonic() - self.said_at < self.interval:
+            return []
+        running = self.now_running()
+        return [self._said(f"dbt {self.done}/{self.total} done"
+                           + (f", running {running}" if running else ""))]
+
+    def _said(self, line: str) -> str:
+        self.said_at = time.monotonic()
+        return line
+
+
+def _follow(proc: subprocess.Popen, on_event: Callable[[dict | None], None]) -> list[str]:
+    """dbt's output line by line: each JSON event to ``on_event`` as it comes (and ``None``
+    every second without one, to let a long model be said), its text kept as dbt would have
+    printed it ("12:00:01  message"), with any line that is not JSON kept as it is."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    text: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            on_event(None)
+            continue
+        if line is None:
+            return text
+        try:
+            event = json.loads(line)
+            info = event["info"]
+        except (ValueError, KeyError, TypeError):
+            text.append(line.rstrip("\n"))
+            continue
+        text.append(f"{str(info.get('ts', ''))[11:19]}  {info.get('msg', '')}")
+        on_event(event)
+
+
+def dbt_build(settings: Settings, *args: str) -> str:
+    """``dbt build`` with its progress shown (:class:`DbtProgress`: a bar on a terminal, else
+    timestamped lines on stdout, which in Airflow is the task log); return dbt's output as
+    text, and raise DbtFailed with it when the build fails. dbt's own lines that are not about
+    one node (its version, what it found, the summary) and every warning or error are printed
+    too."""
+    exe = Path(sys.executable).with_name("dbt")
+    tracker = DbtProgress()
+    with StepProgress("dbt build") as shown:
+        def on_event(event: dict | None) -> None:
+            said = tracker.feed(event) if event is not None else []
+            if event is not None and not said:
+                info = event["info"]
+                msg = str(info.get("msg") or "").rstrip()
+                about_node = bool((event.get("data") or {}).get("node_info"))
+                if msg.strip() and (info.get("level") in ("warn", "error") or not about_node):
+                    said = [msg]
+            for line in said + (tracker.tick() if not shown.interactive else []):
+                shown.log(line)
+            shown.update(tracker.done, tracker.total, tracker.now_running())
+
+        proc = subprocess.Popen([str(exe), *args], env={**dbt_env(settings),
+                                                        "DBT_LOG_FORMAT": "json"},
+                                cwd=settings.root / "dbt", text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            text = "\n".join(_follow(proc, on_event)) + "\n"
+        finally:
+            if proc.poll() is None:  # stopped (Ctrl-C): dbt goes with us
+                proc.terminate()
+            returncode = proc.wait()
+    if returncode != 0:
+        raise DbtFailed(f"dbt {' '.join(args)} failed (exit {returncode}):\n{text[-6000:]}")
+    return text
+
+
 def build(settings: Settings, select: str | None = None, run_by: str | None = None,
           full_refresh: bool = False) -> str:
     """``dbt build`` (seeds, models, tests, unit tests), optionally limited to a selection,
@@ -72,7 +224,7 @@ def build(settings: Settings, select: str | None = None, run_by: str | None = No
                                                               else ""), run_by or run_by_default())
     try:
         try:
-            output = dbt(settings, *args)
+            output = dbt_build(settings, *args)
         except DbtFailed as e:
             # two dbt threads swapping views that share dependents can deadlock in
             # PostgreSQL's catalog (seen in CI); the server undid the loser's work, and a build
@@ -81,7 +233,7 @@ def build(settings: Settings, select: str | None = None, run_by: str | None = No
                 raise
             print("safeguard: dbt hit a database deadlock; building again", file=sys.stderr,
                   flush=True)
-            output = dbt(settings, *args)
+            output = dbt_build(settings, *args)
     except BaseException as e:  # recorded, then raised as it came (Ctrl-C included)
         run.finish("failed", error=e)
         raise
