@@ -301,42 +301,14 @@ def _fail_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, rul
         conn.execute(sql.SQL("truncate {}").format(landing_table(contract)))
 
 
-def _load(conn: psycopg.Connection, contract: Contract, batch_id: str,
-          landing: sql.Composable, gx_counts: GateCounts | Callable[[], GateCounts],
-          batch_rules: list[Rule]) -> BatchResult:
-    batch = conn.execute(
-        "select file_name, status, rows_read from ops.batches where batch_id = %s for update",
-        [batch_id]).fetchone()
-    if batch is None or batch[1] != "landed":
-        raise IngestError(f"batch {batch_id} is not waiting in landing (status: "
-                          f"{batch[1] if batch else 'unknown'})", batch_id)
-    file_name, _, rows_read = batch
-    in_landing = conn.execute(sql.SQL(
-        "select count(*), count(*) filter (where batch_id <> %s) from {}").format(landing),
-        [batch_id]).fetchone()
-    if in_landing[1] or in_landing[0] != rows_read:
-        raise IngestError(f"landing table for {contract.name} no longer holds batch "
-                          f"{batch_id} alone: another run replaced it; re-run this file",
-                          batch_id)
-    # times without an offset are in the source's time zone
-    conn.execute("select set_config('timezone', %s, true)", [contract.file.timezone])
-    find_failures(conn, contract, landing, batch_rules)
-    failures = _declared(conn, landing, _failures(
-        conn, batch_rules, {c.name: c.label for c in contract.columns}))
-    if callable(gx_counts):  # GX counting beside the rule pass: its counts are needed now
-        gx_counts = gx_counts()
-    if gx_counts is None:
-        disagree = ["GX could not count the rules of this batch"]
-    else:
-        disagree = compare(gx_counts, counted(conn))
-    if disagree:
-        failures.append(RuleFailure(
-            MISMATCH_RULE, None, "the gate's counts and the rows set aside differ, so the "
-            "batch is rejected whole (fail closed): " + "; ".join(disagree), [], 0))
+def _place_rows(conn: psycopg.Connection, contract: Contract, batch_id: str,
+                landing: sql.Composable, failures: list[RuleFailure], reject_all: bool
+                ) -> tuple[int, int, list[RuleFailure]]:
+    """The failing rows (all rows, when ``reject_all``) into quarantine with their reasons,
+    the others into raw: (rows quarantined, rows loaded, warnings)."""
     _reason_messages(conn, failures)
     # the batch's rows against the (often empty) failures: a hash anti-join, not a loop
     conn.execute("set local enable_nestloop = off")
-    reject_all = bool(disagree) or (bool(failures) and contract.on_row_failure == "reject_batch")
     default_reason = None
     if reject_all:
         why = "batch rejected: " + "; ".join(
@@ -367,6 +339,53 @@ def _load(conn: psycopg.Connection, contract: Contract, batch_id: str,
     if not reject_all:
         loaded = _insert_raw(conn, contract, landing)
         warnings = reconcile_totals(conn, contract, batch_id)
+    return quarantined, loaded, warnings
+
+
+def _load(conn: psycopg.Connection, contract: Contract, batch_id: str,
+          landing: sql.Composable, gx_counts: GateCounts | Callable[[], GateCounts],
+          batch_rules: list[Rule]) -> BatchResult:
+    batch = conn.execute(
+        "select file_name, status, rows_read from ops.batches where batch_id = %s for update",
+        [batch_id]).fetchone()
+    if batch is None or batch[1] != "landed":
+        raise IngestError(f"batch {batch_id} is not waiting in landing (status: "
+                          f"{batch[1] if batch else 'unknown'})", batch_id)
+    file_name, _, rows_read = batch
+    in_landing = conn.execute(sql.SQL(
+        "select count(*), count(*) filter (where batch_id <> %s) from {}").format(landing),
+        [batch_id]).fetchone()
+    if in_landing[1] or in_landing[0] != rows_read:
+        raise IngestError(f"landing table for {contract.name} no longer holds batch "
+                          f"{batch_id} alone: another run replaced it; re-run this file",
+                          batch_id)
+    # times without an offset are in the source's time zone
+    conn.execute("select set_config('timezone', %s, true)", [contract.file.timezone])
+    find_failures(conn, contract, landing, batch_rules)
+    failures = _declared(conn, landing, _failures(
+        conn, batch_rules, {c.name: c.label for c in contract.columns}))
+    # The rows are placed on the rule pass's findings while GX still counts (on its own
+    # connection): in a savepoint, undone if GX's counts then differ, when the batch is
+    # rejected whole instead (fail closed). Nothing commits before the counts are compared.
+    reject_rows = bool(failures) and contract.on_row_failure == "reject_batch"
+    with conn.transaction() as attempt:
+        quarantined, loaded, warnings = _place_rows(conn, contract, batch_id, landing,
+                                                    failures, reject_rows)
+        if callable(gx_counts):  # GX counting beside the rule pass: its counts are needed now
+            gx_counts = gx_counts()
+        if gx_counts is None:
+            disagree = ["GX could not count the rules of this batch"]
+        else:
+            disagree = compare(gx_counts, counted(conn))
+        if disagree:
+            raise psycopg.Rollback(attempt)
+    if disagree:
+        failures.append(RuleFailure(
+            MISMATCH_RULE, None, "the gate's counts and the rows set aside differ, so the "
+            "batch is rejected whole (fail closed): " + "; ".join(disagree), [], 0))
+        quarantined, loaded, warnings = _place_rows(conn, contract, batch_id, landing,
+                                                    failures, True)
+    reject_all = bool(disagree) or reject_rows
     if rows_read == 0:
         warnings.append(RuleFailure("has_data_rows", None,
                                     "the file has a header but no data rows"))

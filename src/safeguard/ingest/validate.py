@@ -155,7 +155,7 @@ def rules(contract: Contract) -> list[Rule]:
             admitted(f"valid_{c.type}", c.name,
                      f"{label} must be a real {c.type.replace('timestamp', 'date and time')}"
                      f" in ISO 8601, like {example}",
-                     "timestamptz" if c.type == "timestamp" else "date")
+                     TYPED_ONCE[c.type][1])
         elif c.type == "pseudonym":
             admitted("valid_id", c.name, f"{label} must be an id of at most "
                      f"{PSEUDONYM_MAX} printable characters")
@@ -236,7 +236,7 @@ def _shown(values: list[str], limit: int = 12) -> str:
 # --- the rule pass: every failing row, set-based ------------------------------------------
 
 #: time columns the rule pass parses once per row, for all the rules that compare them
-TYPED_ONCE = {"timestamp": as_timestamp, "date": as_date}
+TYPED_ONCE = {"timestamp": (as_timestamp, "timestamptz"), "date": (as_date, "date")}
 
 #: the rule pass's table: one row per (record, rule, column) that failed; dropped at commit
 FAILURES = sql.Identifier("pg_temp", "gate_failures")
@@ -256,19 +256,27 @@ def find_failures(conn: psycopg.Connection, contract: Contract, landing: sql.Com
         # each time column is parsed once per row, not once per rule that reads it
         typed = {c.name: TYPED_ONCE[c.type] for c in contract.columns if c.type in TYPED_ONCE}
         shared = ", ".join(f"{cast(ident(n))} as {ident('__typed_' + n)}"
-                           for n, cast in typed.items())
+                           for n, (cast, _) in typed.items())
 
         def once(where: str) -> str:
-            for n, cast in typed.items():
+            for n, (cast, sql_type) in typed.items():
+                parsed = ident("__typed_" + n)
                 for spelled in (n, ident(n)):
-                    where = where.replace(cast(spelled), ident("__typed_" + n))
+                    where = where.replace(cast(spelled), parsed)
+                    # "not a value of its type" is "given, but its typed value is null"
+                    where = where.replace(
+                        f"not pg_input_is_valid({spelled}, {literal(sql_type)})",
+                        f"({spelled} is not null and {parsed} is null)")
             return where
 
         cases = ", ".join(f"case when {once(r.where)} then {i} end" for i, r in row_rules)
         names = ", ".join(f"({i}, {literal(r.rule)}, {literal(r.column) if r.column else 'null'})"
                           for i, r in row_rules)
         failing = " or ".join(f"({once(r.where)})" for _, r in row_rules)
-        source = f"(select l.*{', ' + shared if shared else ''} from {{landing}} as l)"
+        # "offset 0" keeps the subquery whole: flattened, the planner would copy each typed
+        # value's expression into every rule that reads it, and parse the column once per rule
+        source = (f"(select l.*{', ' + shared if shared else ''} from {{landing}} as l "
+                  f"offset 0)")
         # the rows that fail anything (most pass: one test each), then which rules they fail
         conn.execute(sql.SQL(
             "insert into {failures} select l.source_row_number, r.rule, r.column_name "
