@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from conftest import safeguard_cli
+from safeguard.config import ROLES
 
 
 def test_embedded_server_listens_on_loopback_with_password_auth(sg_settings):
@@ -29,7 +30,7 @@ def test_db_url_prints_the_warehouse_url(sg_settings):
     url = safeguard_cli("db", "url", "--role", "viewer").stdout.strip()
     with psycopg.connect(url) as conn:
         assert conn.execute("select current_user, current_database()").fetchone() == (
-            "safeguard_viewer", sg_settings.warehouse_db)
+            ROLES["viewer"], sg_settings.warehouse_db)
 
 
 def test_bootstrap_is_idempotent(sg_settings):

@@ -114,3 +114,30 @@ def test_dag_ids_are_written_once():
     assert _lines_where(lambda line: not line.lstrip().startswith("#")
                         and any(s in line for s in literals),
                         but_in=PACKAGE / "dag_ids.py") == []
+
+
+def test_role_names_are_written_once():
+    """The warehouse's role names live in ``safeguard.config.ROLES``: the SQL files take them as
+    psql variables, dbt's profile and the Superset bundle from the environment and the import,
+    the tests from ROLES. (The README names them for people.)"""
+    import re
+    import subprocess
+
+    from safeguard.config import ROLES
+
+    root = PACKAGE.parents[1]
+    names = re.compile(r"\b(" + "|".join(map(re.escape, ROLES.values())) + r")\b")
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
+                           check=True).stdout.split()
+    found = []
+    for name in files:
+        path = root / name
+        if name in ("README.md", "src/safeguard/config.py", "uv.lock") or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        found += [f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1)
+                  if names.search(line)]
+    assert found == []

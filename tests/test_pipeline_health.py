@@ -16,10 +16,11 @@ import psycopg
 import pytest
 import yaml
 from playwright.sync_api import Page, expect
+from psycopg import sql
 
 import test_dashboard_browser as browser_tests
 from conftest import ROOT, safeguard_cli
-from safeguard.config import Settings
+from safeguard.config import ROLES, Settings
 from safeguard.superset.bundle import read_bundle
 from safeguard.superset.client import SupersetClient
 from safeguard.superset.server import SupersetServer
@@ -143,7 +144,9 @@ def test_an_audit_that_cannot_be_written_never_hides_dbt_s_outcome(pipeline_done
                                                                    run_by, capfd):
     from safeguard.transform import DbtFailed, build
 
-    warehouse.execute("revoke insert, update on ops.publication_runs from safeguard_transformer")
+    transformer = sql.Identifier(ROLES["transformer"])
+    warehouse.execute(sql.SQL("revoke insert, update on ops.publication_runs from {}").format(
+        transformer))
     try:
         with pytest.raises(DbtFailed, match="not a valid method name"):
             build(pipeline_done, select=BAD_SELECTOR, run_by=run_by)
@@ -154,8 +157,8 @@ def test_an_audit_that_cannot_be_written_never_hides_dbt_s_outcome(pipeline_done
         assert "Completed successfully" in output
         assert "could not record" in capfd.readouterr().err
     finally:
-        warehouse.execute("grant insert, update on ops.publication_runs to "
-                          "safeguard_transformer")
+        warehouse.execute(sql.SQL("grant insert, update on ops.publication_runs to {}").format(
+            transformer))
     assert _runs(warehouse, run_by) == []
 
 

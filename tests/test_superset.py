@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from safeguard.config import ROLES
 from safeguard.superset.bundle import (
     bundle_dir,
     bundle_uuids,
@@ -282,7 +283,7 @@ def test_table_chart_has_both_series(superset_client: SupersetClient) -> None:
 def test_database_uses_read_only_viewer_role(superset_client: SupersetClient) -> None:
     db = _viewer_database_id(superset_client)
     detail = superset_client.get_json(f"/api/v1/database/{db}/connection")["result"]
-    assert "safeguard_viewer:XXXXXXXXXX@" in detail["sqlalchemy_uri"]
+    assert f"{ROLES['viewer']}:XXXXXXXXXX@" in detail["sqlalchemy_uri"]
 
 
 def test_anonymous_api_request_is_refused(superset_server: SupersetServer) -> None:

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Response, expect, sync_playwright
 
+from safeguard.config import ROLES as WAREHOUSE_ROLES
 from safeguard.superset.access import (
     DATABASE_ROLES,
     DEMO_USERS,
@@ -352,12 +353,12 @@ def test_analyst_database_cannot_read_raw_or_quarantine(
 def test_analyst_connection_uses_the_analyst_role(
         admin: SupersetClient, db_ids: dict[str, int]) -> None:
     detail = admin.get_json(f"/api/v1/database/{db_ids[ANALYST_DB]}/connection")["result"]
-    assert "//safeguard_analyst:XXXXXXXXXX@" in detail["sqlalchemy_uri"]
+    assert f"//{WAREHOUSE_ROLES['analyst']}:XXXXXXXXXX@" in detail["sqlalchemy_uri"]
     assert not (detail["allow_dml"] or detail["allow_ctas"] or detail["allow_cvas"]
                 or detail["allow_file_upload"])
     assert detail["expose_in_sqllab"]
     viewer = admin.get_json(f"/api/v1/database/{db_ids[VIEWER_DB]}/connection")["result"]
-    assert "//safeguard_viewer:XXXXXXXXXX@" in viewer["sqlalchemy_uri"]
+    assert f"//{WAREHOUSE_ROLES['viewer']}:XXXXXXXXXX@" in viewer["sqlalchemy_uri"]
     assert not viewer["expose_in_sqllab"]
 
 
@@ -440,12 +441,14 @@ def test_leader_sees_every_chart_in_a_browser(superset_server: SupersetServer) -
 
 
 # --- the bundle's connections, as files ------------------------------------------------------
-def test_every_database_file_names_its_read_only_role() -> None:
-    """Each connection in git says which warehouse role it logs in as, and cannot write."""
+def test_every_database_file_has_a_read_only_role() -> None:
+    """Each connection in git has a warehouse role in DATABASE_ROLES (its file names none: the
+    import puts it in), and cannot write."""
     files = {n: c for n, c in BUNDLE.items() if n.startswith("databases/")}
     assert set(files) == set(DATABASE_ROLES)
     for name, config in files.items():
-        assert f"//safeguard_{DATABASE_ROLES[name]}:" in config["sqlalchemy_uri"], name
+        assert DATABASE_ROLES[name] in WAREHOUSE_ROLES, name
+        assert "//role-from-access-py:" in config["sqlalchemy_uri"], name
         assert not (config["allow_dml"] or config["allow_ctas"] or config["allow_cvas"]
                     or config["allow_csv_upload"]), name
     assert DATABASE_ROLE[VIEWER_DB] == "viewer" and DATABASE_ROLE[ANALYST_DB] == "analyst"

@@ -236,6 +236,8 @@ def test_the_whole_pipeline_runs_over_verified_tls(tls_server):
                             ).fetchone()[0] >= 4
         assert conn.execute("select count(*) from reporting.rpt_headline_figures"
                             ).fetchone()[0] > 0
-    with psycopg.connect(f"{admin}/safeguard_airflow?{tls}") as conn:
+    airflow_db = Settings(root=Path(__file__).resolve().parents[1],
+                          home=Path(env["SAFEGUARD_HOME"])).airflow_db
+    with psycopg.connect(f"{admin}/{airflow_db}?{tls}") as conn:
         assert conn.execute("select count(*) from dag_run where state = 'success'"
                             ).fetchone()[0] >= 4

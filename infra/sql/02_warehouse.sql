@@ -15,65 +15,65 @@
 
 revoke all on database :"warehouse_db" from public;
 grant connect on database :"warehouse_db" to
-    safeguard_loader, safeguard_transformer, safeguard_analyst, safeguard_engineer,
-    safeguard_viewer;
+    :"loader", :"transformer", :"analyst", :"engineer",
+    :"viewer";
 revoke create on schema public from public;
 -- dbt unit tests build their fixtures as temporary tables
-grant temporary on database :"warehouse_db" to safeguard_transformer;
+grant temporary on database :"warehouse_db" to :"transformer";
 -- the loader's rule pass keeps a batch's failing rows in a temporary table until it commits
-grant temporary on database :"warehouse_db" to safeguard_loader;
+grant temporary on database :"warehouse_db" to :"loader";
 
-create schema if not exists raw authorization safeguard_loader;
+create schema if not exists raw authorization :"loader";
 -- landing: one batch at a time per source, checked before anything reaches raw; the loader's
 -- alone (no role reads it, not even the transformer), emptied after every batch
-create schema if not exists landing authorization safeguard_loader;
+create schema if not exists landing authorization :"loader";
 revoke all on schema landing from public;
-create schema if not exists quarantine authorization safeguard_loader;
-create schema if not exists ops authorization safeguard_loader;
-create schema if not exists staging authorization safeguard_transformer;
-create schema if not exists marts authorization safeguard_transformer;
-create schema if not exists reporting authorization safeguard_transformer;
-create schema if not exists snapshots authorization safeguard_transformer;
-create schema if not exists cases authorization safeguard_transformer;
+create schema if not exists quarantine authorization :"loader";
+create schema if not exists ops authorization :"loader";
+create schema if not exists staging authorization :"transformer";
+create schema if not exists marts authorization :"transformer";
+create schema if not exists reporting authorization :"transformer";
+create schema if not exists snapshots authorization :"transformer";
+create schema if not exists cases authorization :"transformer";
 
 -- the transformer reads what was landed, and the audit trail
-grant usage on schema raw, ops to safeguard_transformer;
-grant select on all tables in schema raw, ops to safeguard_transformer;
-alter default privileges for role safeguard_loader in schema raw
-    grant select on tables to safeguard_transformer;
-alter default privileges for role safeguard_loader in schema ops
-    grant select on tables to safeguard_transformer;
+grant usage on schema raw, ops to :"transformer";
+grant select on all tables in schema raw, ops to :"transformer";
+alter default privileges for role :"loader" in schema raw
+    grant select on tables to :"transformer";
+alter default privileges for role :"loader" in schema ops
+    grant select on tables to :"transformer";
 
 -- analysts: modelled (aggregates, coarsened cases) and published layers, plus the audit trail
-grant usage on schema marts, reporting, ops to safeguard_analyst;
-grant select on all tables in schema marts, reporting, ops to safeguard_analyst;
-alter default privileges for role safeguard_transformer in schema marts
-    grant select on tables to safeguard_analyst;
-alter default privileges for role safeguard_transformer in schema reporting
-    grant select on tables to safeguard_analyst;
-alter default privileges for role safeguard_loader in schema ops
-    grant select on tables to safeguard_analyst;
+grant usage on schema marts, reporting, ops to :"analyst";
+grant select on all tables in schema marts, reporting, ops to :"analyst";
+alter default privileges for role :"transformer" in schema marts
+    grant select on tables to :"analyst";
+alter default privileges for role :"transformer" in schema reporting
+    grant select on tables to :"analyst";
+alter default privileges for role :"loader" in schema ops
+    grant select on tables to :"analyst";
 -- not case-level data: the status history (and, before schema cases, the case facts in marts)
-revoke all on all tables in schema snapshots from safeguard_analyst;
-revoke usage on schema snapshots from safeguard_analyst;
-alter default privileges for role safeguard_transformer in schema snapshots
-    revoke select on tables from safeguard_analyst;
+revoke all on all tables in schema snapshots from :"analyst";
+revoke usage on schema snapshots from :"analyst";
+alter default privileges for role :"transformer" in schema snapshots
+    revoke select on tables from :"analyst";
 drop table if exists marts.fct_hotline_cases, marts.fct_case_exploitation_types;
 
 -- data engineers: everything but landing and quarantine, case level included
-grant usage on schema raw, ops, marts, cases, snapshots, reporting to safeguard_engineer;
+grant usage on schema raw, ops, marts, cases, snapshots, reporting to :"engineer";
 grant select on all tables in schema raw, ops, marts, cases, snapshots, reporting
-    to safeguard_engineer;
-alter default privileges for role safeguard_loader in schema raw, ops
-    grant select on tables to safeguard_engineer;
-alter default privileges for role safeguard_transformer in schema marts, cases, snapshots, reporting
-    grant select on tables to safeguard_engineer;
+    to :"engineer";
+alter default privileges for role :"loader" in schema raw, ops
+    grant select on tables to :"engineer";
+alter default privileges for role :"transformer" in schema marts, cases, snapshots, reporting
+    grant select on tables to :"engineer";
 
 -- viewers: the published layer only
-grant usage on schema reporting to safeguard_viewer;
-grant select on all tables in schema reporting to safeguard_viewer;
-alter default privileges for role safeguard_transformer in schema reporting
-    grant select on tables to safeguard_viewer;
+grant usage on schema reporting to :"viewer";
+grant select on all tables in schema reporting to :"viewer";
+alter default privileges for role :"transformer" in schema reporting
+    grant select on tables to :"viewer";
 
 -- landing tables lived in raw (where the transformer could read them) before schema landing
 do $$

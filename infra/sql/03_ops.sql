@@ -1,5 +1,5 @@
 -- The audit trail: one row per file delivered, whatever became of it. Owned by the loader.
-set role safeguard_loader;
+set role :"loader";
 
 create table if not exists ops.batches (
     batch_id            uuid primary key,
@@ -63,8 +63,8 @@ create table if not exists ops.publication_runs (
     constraint finished_unless_running check ((status = 'running') = (finished_at is null))
 );
 create index if not exists publication_runs_started on ops.publication_runs (started_at);
-grant select, insert, update on ops.publication_runs to safeguard_transformer;
-grant select on ops.publication_runs to safeguard_analyst;
+grant select, insert, update on ops.publication_runs to :"transformer";
+grant select on ops.publication_runs to :"analyst";
 
 -- The pseudonym key's fingerprint (HMAC of a fixed text under the key: it does not reveal the
 -- key), recorded at first use. Pseudonymous case keys made with another key would never match

@@ -20,8 +20,8 @@
 -- catalog column and function before and after rows are added to a table it may not read.
 do $$
 declare
-    pipeline constant text :=
-        'safeguard_loader, safeguard_transformer, safeguard_analyst, safeguard_engineer';
+    pipeline constant text := concat_ws(', ', quote_ident(:'loader'),
+        quote_ident(:'transformer'), quote_ident(:'analyst'), quote_ident(:'engineer'));
     describes constant text[] := array[
         -- pg_class
         'oid', 'relname', 'relnamespace', 'reltype', 'reloftype', 'relowner', 'relam',

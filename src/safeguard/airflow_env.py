@@ -1,6 +1,6 @@
 """Airflow for this project: its environment, the headless run, and the standalone server.
 
-Airflow's metadata lives in PostgreSQL (database ``safeguard_airflow``, its own role), its home
+Airflow's metadata lives in PostgreSQL (a database and role of its own), its home
 under ``$SAFEGUARD_HOME/airflow``; secrets (JWT, API key, admin password) come from the
 generated ``secrets.env``. Parallelism is kept low: the default starts ~32 workers (5+ GB).
 """

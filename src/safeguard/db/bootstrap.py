@@ -1,7 +1,8 @@
 """Bring a PostgreSQL server to the state the project needs: roles, databases, schemas, grants.
 
 Runs the idempotent files of ``infra/sql`` in name order. They use psql's ``:"var"`` syntax for
-identifiers, so a DBA can also apply them by hand with ``psql -v warehouse_db=...``.
+identifiers (and ``:'var'`` for literals), so a DBA can also apply them by hand with
+``psql -v warehouse_db=... -v loader=...`` (``sql_variables`` lists them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from psycopg import sql
 
 from safeguard.config import ROLES, Settings
 
-_PSQL_IDENT = re.compile(r':"(\w+)"')
+#: psql's variable syntax: :"name" an identifier, :'name' a string literal (not after a colon:
+#: that is a cast, ::"char")
+_PSQL_VARIABLE = re.compile(r"(?<!:):([\"'])(\w+)\1")
 #: pg_input_is_valid() (the loader's guarded casts) came with PostgreSQL 16
 MIN_SERVER_VERSION = 160000
 
@@ -29,13 +32,24 @@ def ensure_server(settings: Settings) -> None:
 
 
 def _render(text: str, variables: dict[str, str]) -> str:
-    return _PSQL_IDENT.sub(lambda m: '"' + variables[m.group(1)].replace('"', '""') + '"', text)
+    def value(m: re.Match) -> str:
+        quote, name = m.groups()
+        return quote + variables[name].replace(quote, quote * 2) + quote
+
+    return _PSQL_VARIABLE.sub(value, text)
+
+
+def sql_variables(settings: Settings) -> dict[str, str]:
+    """What infra/sql's files take as psql variables: the warehouse's name and each role's
+    (``:"viewer"``), so that the names are written once, in ``config.ROLES``. By hand:
+    ``psql -v warehouse_db=safeguard -v viewer=... (one per role)``."""
+    return {"warehouse_db": settings.warehouse_db, **ROLES}
 
 
 def bootstrap(settings: Settings) -> None:
     ensure_server(settings)
     files = sorted((settings.root / "infra" / "sql").glob("*.sql"))
-    variables = {"warehouse_db": settings.warehouse_db}
+    variables = sql_variables(settings)
     owners = {
         settings.warehouse_db: None,
         settings.airflow_db: ROLES["airflow"],
