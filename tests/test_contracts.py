@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, safeguard_cli
 
 
 def test_bundled_contracts_load(sg_settings):
@@ -45,3 +47,20 @@ def test_committed_gx_suites_are_the_ones_the_contracts_derive(sg_settings):
         committed = context.suites.get(contract.name)
         assert _rules(committed) == _rules(suite_of(contract)), (
             f"{contract.name}: run `safeguard gx sync` and commit expectations/gx")
+
+
+def test_gx_sync_on_a_clean_checkout_changes_nothing(sg_settings):
+    """`safeguard gx sync` rewrites the committed context only where a contract changed: run on
+    the suites in git, it leaves every file of expectations/gx as it was (no new ids, no
+    reordering), so a clean clone stays clean."""
+    folder = ROOT / "expectations" / "gx"
+
+    def files() -> dict[str, str]:
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()
+                and "uncommitted" not in p.parts}
+
+    before = files()
+    out = safeguard_cli("gx", "sync").stdout
+    assert "updated" not in out, out
+    assert files() == before
