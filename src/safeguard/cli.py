@@ -264,11 +264,11 @@ def gx_sync() -> None:
     """Write each bundled contract's suite and checkpoint into expectations/gx (commit them
     with the contract). Runs never write there: they build the suite in memory."""
     from safeguard.contracts import all_contracts
-    from safeguard.db.bootstrap import ensure_server
+    from safeguard.db.bootstrap import bootstrap
     from safeguard.ingest.validate import sync_suite
 
     s = settings()
-    ensure_server(s)  # GX checks each landing table exists
+    bootstrap(s)  # GX checks each landing table exists: roles and schemas first
     bundled = (s.root / "contracts").resolve()
     for contract in all_contracts(s).values():
         if not contract.path.resolve().is_relative_to(bundled):
