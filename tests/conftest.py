@@ -60,9 +60,15 @@ def sg_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def pipeline_done(sg_settings: Settings) -> Settings:
+def pipeline_run_output(sg_settings: Settings) -> subprocess.CompletedProcess:
+    """`safeguard run`, once, as `make run` runs it, with what it printed (test_progress reads
+    it: a second run would cost minutes)."""
+    return safeguard_cli("run")
+
+
+@pytest.fixture(scope="session")
+def pipeline_done(sg_settings: Settings, pipeline_run_output) -> Settings:
     """The main job, once, as `make run` runs it: Airflow runs the ingest and dbt DAGs."""
-    safeguard_cli("run")
     return sg_settings
 
 
@@ -99,7 +105,8 @@ def _remove_batches_since(warehouse: psycopg.Connection, t0) -> None:
 
 
 #: fixtures that start or need a service (a database, Airflow, Superset, a browser)
-SERVICE_FIXTURES = {"sg_settings", "pipeline_done", "warehouse", "scratch", "superset_server"}
+SERVICE_FIXTURES = {"sg_settings", "pipeline_run_output", "pipeline_done", "warehouse", "scratch",
+                    "superset_server"}
 
 
 def pytest_collection_modifyitems(config, items):

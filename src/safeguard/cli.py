@@ -303,8 +303,8 @@ def run() -> None:
 
 @main.command("status")
 def status() -> None:
-    """The last batch and the last Airflow run of each source, and what needs attention
-    (exit 1 if anything does)."""
+    """What Airflow runs now (which DAG runs, since when, at which task), the last batch and
+    the last Airflow run of each source, and what needs attention (exit 1 if anything does)."""
     import psycopg
 
     from safeguard.contracts import all_contracts
@@ -324,6 +324,7 @@ def status() -> None:
             runs = {r[0]: (r[1], r[2]) for r in conn.execute(
                 "select distinct on (dag_id) dag_id, state, coalesce(end_date, start_date)"
                 " from dag_run order by dag_id, coalesce(end_date, start_date) desc")}
+        _say_running(s)
     except psycopg.Error:
         pass  # Airflow not set up here (yet): batches alone
     standing: dict[str, list[str]] = {}
@@ -370,6 +371,26 @@ def status() -> None:
         click.echo(f"{'!' if flag else ' '} {f'dbt ({TRANSFORM_DAG})':<26} {transform[0]}"
                    + (f"  at {transform[1]:%Y-%m-%d %H:%M}Z" if transform[1] else ""))
     sys.exit(1 if attention else 0)
+
+
+def _say_running(s) -> None:
+    """The DAG runs Airflow has queued or running now, since when, at which task."""
+    from datetime import UTC, datetime
+
+    from safeguard.progress import duration
+    from safeguard.watch import running_now
+
+    now = datetime.now(UTC)
+    running = running_now(s)
+    click.echo("running now:" if running else "running now: nothing in Airflow")
+    for run in running:
+        since = (f" since {run.since:%Y-%m-%d %H:%M:%S}Z "
+                 f"({duration((now - run.since).total_seconds())})" if run.since else "")
+        tasks = ", ".join(f"{task} ({state}"
+                          + (f" {duration((now - at).total_seconds())}" if at else "") + ")"
+                          for task, state, at in run.tasks)
+        click.echo(f"  {run.dag_id:<26} {run.state:<8} run {run.run_id}{since}"
+                   + (f", at {tasks}" if tasks else ", between tasks"))
 
 
 @main.command("demo")

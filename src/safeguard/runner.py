@@ -1,5 +1,6 @@
 """The main job, two ways: ``run`` once and headless through ``airflow dags test`` (for cron
-and scripts), or ``demo`` with the Airflow scheduler and UI, Superset, until Ctrl-C."""
+and scripts), or ``demo`` with the Airflow scheduler and UI, Superset, until Ctrl-C. Both say
+each DAG run's and task's state as it changes, and how far dbt is (``safeguard.watch``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import subprocess
 import time
 import urllib.request
+from contextlib import nullcontext
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -17,6 +20,8 @@ from safeguard.config import Settings, env
 from safeguard.contracts import all_contracts
 from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
 from safeguard.db.bootstrap import bootstrap
+from safeguard.transform import dbt_log_file
+from safeguard.watch import Following, RestStates, Watch, last_run_id, metadata_db_states
 
 
 class PipelineFailed(RuntimeError):
@@ -66,12 +71,15 @@ def last_run_state(s: Settings, dag_id: str) -> str | None:
     return runs[-1] if runs else None
 
 
-def dags_test(s: Settings, dag_id: str, conf: dict | None = None) -> str:
-    """Run one DAG through Airflow's real task runner, in process; return the run's state."""
+def dags_test(s: Settings, dag_id: str, conf: dict | None = None,
+              watch: Watch | None = None) -> str:
+    """Run one DAG through Airflow's real task runner, in process; return the run's state.
+    ``watch``: told the run's and its tasks' states while it runs (polled every second)."""
     args = ["dags", "test", dag_id]
     if conf:
         args += ["-c", json.dumps(conf)]
-    airflow(s, *args, check=False, capture=True)
+    with Following(watch) if watch is not None else nullcontext():
+        airflow(s, *args, check=False, capture=True)
     return last_run_state(s, dag_id) or "none"
 
 
@@ -91,16 +99,17 @@ def headline(s: Settings) -> str:
 
 def run_once(s: Settings) -> None:
     prepare(s)
+    watch = Watch(metadata_db_states(s, last_run_id(s)), dbt_log_file(s))
     failed = []
     for name in all_contracts(s):
-        state = dags_test(s, ingest_dag_id(name))
+        state = dags_test(s, ingest_dag_id(name), watch=watch)
         print(f"{ingest_dag_id(name)}: {state}")
         if state != "success":
             failed.append(ingest_dag_id(name))
     if failed:
         raise PipelineFailed(f"ingest failed: {failed}; see `safeguard status` and the task "
                              f"logs in {s.home / 'airflow' / 'logs'}")
-    state = dags_test(s, TRANSFORM_DAG)
+    state = dags_test(s, TRANSFORM_DAG, watch=watch)
     print(f"{TRANSFORM_DAG}: {state}")
     if state != "success":
         raise PipelineFailed(f"{TRANSFORM_DAG} failed; see the task logs")
@@ -160,9 +169,10 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
-                      timeout: float = 900) -> str:
+                      timeout: float = 900, watch: Watch | None = None) -> str:
     """Wait until every ingest DAG has a run finished since ``since`` (epoch seconds), and a
-    transform run has finished after the last of them; return the pipeline's state."""
+    transform run has finished after the last of them; return the pipeline's state.
+    ``watch``: told what changed, every 2 seconds."""
     deadline = time.monotonic() + timeout
     query = ("select dag_id, max(end_date), bool_and(state = 'success') from dag_run "
              "where dag_id = any(%s) and state in ('success', 'failed') "
@@ -179,8 +189,13 @@ def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
                     "'failed') and start_date >= %s order by end_date desc limit 1",
                     [TRANSFORM_DAG, last]).fetchone()
                 if done:
+                    if watch is not None:
+                        watch.poll()
                     return done[0]
-        time.sleep(5)
+        for _ in range(3):
+            if watch is not None:
+                watch.poll()
+            time.sleep(2)
     raise PipelineFailed(f"the pipeline did not finish within {timeout / 60:.0f} minutes")
 
 
@@ -212,7 +227,11 @@ def demo(s: Settings) -> None:
             airflow(s, "dags", "unpause", ingest_dag_id(name), capture=True, check=False)
             airflow(s, "dags", "trigger", ingest_dag_id(name), capture=True)
         airflow(s, "dags", "unpause", TRANSFORM_DAG, capture=True, check=False)
-        state = wait_for_pipeline(s, [ingest_dag_id(n) for n in all_contracts(s)], since)
+        watch = Watch(RestStates(s, f"http://127.0.0.1:{airflow_port()}",
+                                 datetime.fromtimestamp(since, UTC)), dbt_log_file(s),
+                      say=lambda line: print(f"    {line}", flush=True))
+        state = wait_for_pipeline(s, [ingest_dag_id(n) for n in all_contracts(s)], since,
+                                  watch=watch)
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
         print("5/5 Importing the dashboards ...", flush=True)
         bundle.publish(superset)

@@ -36,6 +36,11 @@ class DbtFailed(RuntimeError):
     pass
 
 
+def dbt_log_file(settings: Settings) -> Path:
+    """dbt's own log (JSON events, see ``dbt_env``): ``safeguard.watch`` follows builds in it."""
+    return settings.home / "dbt" / "logs" / "dbt.log"
+
+
 def dbt_env(settings: Settings) -> dict[str, str]:
     host, port = settings.server_address()
     return {
@@ -49,7 +54,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "DBT_PROFILES_DIR": str(settings.root / "dbt"),
         "DBT_PROJECT_DIR": str(settings.root / "dbt"),
         "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
-        "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+        "DBT_LOG_PATH": str(dbt_log_file(settings).parent),
         # dbt.log as JSON events: `safeguard run` and `demo` follow a build's progress in it
         "DBT_LOG_FORMAT_FILE": "json",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -81,7 +86,8 @@ TESTS = ("test", "unit_test")
 class DbtProgress:
     """How far one dbt invocation is, from its JSON events (``feed``): nodes done of the total,
     and what runs now. Says a line per model, seed or snapshot done and per test that did not
-    pass ("dbt 12/520 model fct_x success 1.2s"); passing tests only count, there are hundreds.
+    pass ("dbt 12/520 model fct_x success 1.2s"); passing tests only count (there are hundreds),
+    and so do exposures (dbt "skips" them: they run nothing).
     ``tick`` says where it is when nothing was said for ``interval`` seconds (a long model)."""
 
     def __init__(self, interval: float = INTERVAL) -> None:
@@ -112,8 +118,12 @@ class DbtProgress:
             return []
         self.running.pop(node.get("unique_id") or label, None)
         self.done += 1
-        status = str(data.get("status") or "skipped").lower()
-        if kind in TESTS and status in ("pass", "success"):
+        # the node's outcome (success, error, pass, fail, warn); a model's own status is the
+        # database's answer ("SELECT 312")
+        status = str(node.get("node_status") or data.get("status") or "skipped").lower()
+        if status == "none":
+            status = str(data.get("status") or "skipped").lower()
+        if (kind in TESTS and status in ("pass", "success")) or kind == "exposure":
             return []
         took = data.get("execution_time")
         return [self._said(f"dbt {self.done}/{self.total} {label} {status}"
