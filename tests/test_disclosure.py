@@ -1133,3 +1133,78 @@ def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
                 and all(p in f.cell.label for p in parts)]
         assert hits, (f"the attacker missed the probe in {table} at {parts}; it found:\n"
                       f"{report(findings)}")
+
+
+# --- two shares over one base ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NestedShares:
+    """Two shares of one unpublished base, the outer counting every case the inner does (within
+    72 h, within 24 h): their rounding can give the base away, and with it the cases between
+    them. ``bound``: a published column the base cannot exceed (the week's intake)."""
+
+    table: str
+    key: tuple[str, ...]
+    inner: str
+    outer: str
+    bound: str
+
+
+NESTED = [NestedShares("rpt_case_handling_weekly", ("week_start",),
+                       "share_referred_within_24h_pct", "share_referred_within_72h_pct",
+                       "intake")]
+
+
+def _counts_for(share: float, base: int) -> range:
+    """The counts whose share of ``base`` rounds (to 0.1%) to ``share``, that the publication
+    rule lets out (k or more, and k or more left out)."""
+    lo = math.ceil(base * (share - 0.05) / 100 - 1e-9)
+    hi = math.floor(base * (share + 0.05) / 100 + 1e-9)
+    return range(max(lo, K), min(hi, base - K) + 1)
+
+
+def nested_share_findings(tables: Tables, nested: list[NestedShares]) -> list[str]:
+    """Every row where the attacker, trying every base the bound allows and every pair of
+    counts the two rounded shares and the publication rule allow, finds that fewer than k
+    cases lie between the two shares. (Learning a number of k or more exactly is no finding:
+    such a count could be published.)"""
+    out = []
+    for n in nested:
+        for row in tables.get(n.table, []):
+            inner, outer, bound = row[n.inner], row[n.outer], row[n.bound]
+            if inner is None or outer is None or bound is None:
+                continue
+            between = set()
+            for base in range(K, int(bound) + 1):
+                for a in _counts_for(float(inner), base):
+                    for b in _counts_for(float(outer), base):
+                        if b >= a:
+                            between.add(b - a)
+            if between and max(between) < K:
+                label = ", ".join(f"{c}={row[c]}" for c in n.key)
+                out.append(f"{n.table} {label}: {n.inner} {inner}% and {n.outer} {outer}% "
+                           f"leave {sorted(between)} case(s) between them")
+    return out
+
+
+def test_two_shares_of_one_base_leave_k_cases_between_them(published):
+    """The published weekly shares, attacked: no week gives away how many cases were referred
+    between 24 and 72 hours."""
+    found = nested_share_findings(published, NESTED)
+    assert not found, "\n".join(found)
+
+
+def test_the_attacker_breaks_planted_nested_shares(pipeline_done, scratch_schema):
+    """Planted: 47.6% and 52.4% of a base of at most 30 fit 21 alone (10 and 11 cases: one
+    between them) - the attacker must find it; 40% and 60% of up to 60 leave 5 to 12 between
+    them - protected."""
+    admin, schema = scratch_schema
+    admin.execute(sql.SQL("create table {}.canary_weekly (week_start text, intake int, "
+                          "inner_pct numeric, outer_pct numeric)").format(
+                              sql.Identifier(schema)))
+    admin.execute(sql.SQL("insert into {}.canary_weekly values ('w1', 30, 47.6, 52.4), "
+                          "('w2', 60, 40.0, 60.0)").format(sql.Identifier(schema)))
+    tables = _read_as_viewer(pipeline_done, admin, schema)
+    found = nested_share_findings(tables, [NestedShares(
+        "canary_weekly", ("week_start",), "inner_pct", "outer_pct", "intake")])
+    assert len(found) == 1 and "week_start=w1" in found[0] and "[1]" in found[0], found

@@ -7,7 +7,8 @@
        attacker can bound is one or two cases); a median or percentile is withheld where it
        describes fewer than k cases; a percentage change is published only where both sides are
        published and count var('min_count_for_change', 50) or more (NCMEC's practice: a change
-       on a small base misleads).
+       on a small base misleads). Of two nested shares of one base, the outer is published only
+       where the cases between them count k or more too (published_outer_share).
     3. Complementary (secondary) suppression. Wherever the total of a group of cells can be
        learnt - a total or remainder row, a share that gives the total away, the same cases
        published at another grain in another table - the group's withheld cells must not be
@@ -70,12 +71,28 @@
 
 {#- A share (percent, one decimal) of a base, published only where the base, the numerator and
     the complement all count k or more: 2% of a base an attacker can bound is 1 or 2 cases. -#}
+{% macro share_is_publishable(numerator_count, base_count) -%}
+    ({{ base_count }} >= {{ min_published_count() }}
+        and {{ numerator_count }} >= {{ min_published_count() }}
+        and {{ base_count }} - {{ numerator_count }} >= {{ min_published_count() }})
+{%- endmacro %}
+
 {% macro published_share(numerator_count, base_count) -%}
     case
-        when {{ base_count }} >= {{ min_published_count() }}
-            and {{ numerator_count }} >= {{ min_published_count() }}
-            and {{ base_count }} - {{ numerator_count }} >= {{ min_published_count() }}
+        when {{ share_is_publishable(numerator_count, base_count) }}
             then round(100.0 * {{ numerator_count }} / {{ base_count }}, 1)
+    end
+{%- endmacro %}
+
+{#- The outer of two nested shares of one base (within 72 h over within 24 h). Two shares of an
+    unpublished base give it away by their rounding (47.6% and 52.4% fit a base of 21 alone, so
+    10 and 11 cases), and with it the cases between them: the outer share is published only where
+    the inner one is withheld, or the cases between them count k or more. -#}
+{% macro published_outer_share(outer_count, inner_count, base_count) -%}
+    case
+        when not {{ share_is_publishable(inner_count, base_count) }}
+            or {{ outer_count }} - {{ inner_count }} >= {{ min_published_count() }}
+            then {{ published_share(outer_count, base_count) }}
     end
 {%- endmacro %}
 

@@ -1,7 +1,8 @@
 -- Handling times per week of receipt. A week with an intake below the threshold publishes no
 -- statistic at all; a statistic whose own base is below the threshold is withheld as well (a
 -- median of three cases describes three cases), and a share is withheld where the cases it
--- counts, or the cases it leaves out, are below the threshold (published_share).
+-- counts, or the cases it leaves out, are below the threshold (published_share), and the 72 h
+-- share where the cases referred between 24 and 72 hours are (published_outer_share).
 -- The weeks add up to the hotline total of rpt_headline_figures: a withheld week takes the
 -- next smallest with it (complementary suppression, macros/publication.sql).
 with
@@ -43,7 +44,8 @@ final as (
             then {{ published_share('referred_within_24h_count', 'actionable_count') }}
         end as share_referred_within_24h_pct,
         case when not is_withheld
-            then {{ published_share('referred_within_72h_count', 'actionable_count') }}
+            then {{ published_outer_share('referred_within_72h_count', 'referred_within_24h_count',
+                                          'actionable_count') }}
         end as share_referred_within_72h_pct,
         is_withheld as is_suppressed,
         is_synthetic
