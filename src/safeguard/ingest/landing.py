@@ -95,13 +95,14 @@ def _open_batch(conn: psycopg.Connection, contract: Contract, batch_id: str, pat
                     "select batch_id from ops.batches where source_name = %s and "
                     "file_sha256 = %s and status in ('loaded', 'loaded_with_warnings', "
                     "'quarantined')", [contract.name, digest]).fetchone()
+                # the server's clock, as for finished_at: dbt's incremental models order
+                # batches by these two, whichever machine loaded them
                 conn.execute(
                     "insert into ops.batches (batch_id, source_name, source_kind, file_name, "
                     "file_sha256, file_bytes, status, run_by, started_at) "
-                    "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "values (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())",
                     [batch_id, contract.name, contract.kind.name, shown_file_name(path.name),
-                     digest, size,
-                     "duplicate" if earlier else "landing", run_by, datetime.now(UTC)])
+                     digest, size, "duplicate" if earlier else "landing", run_by])
                 return str(earlier[0]) if earlier else None
         if time.monotonic() > deadline:
             raise SourceBusy(f"{shown_file_name(path.name)}: {contract.name} is still loading "

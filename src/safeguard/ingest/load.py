@@ -404,10 +404,12 @@ def _load(conn: psycopg.Connection, contract: Contract, batch_id: str,
                 "insert into ops.batch_issues (batch_id, rule, column_name, row_count, "
                 "example_rows, severity, message) values (%s, %s, %s, %s, %s, %s, %s)",
                 [batch_id, f.rule, f.column, f.row_count, rows, severity, f.message])
+    # the server's clock (see fct_hotline_cases: increments take the batches finished since
+    # the last merge, so the stamps of all loaders must come from one clock)
     conn.execute(
         "update ops.batches set status = %s, rows_loaded = %s, rows_quarantined = %s, "
-        "message = %s, finished_at = %s where batch_id = %s",
-        [status, loaded, quarantined, message, datetime.now(UTC), batch_id])
+        "message = %s, finished_at = clock_timestamp() where batch_id = %s",
+        [status, loaded, quarantined, message, batch_id])
     conn.execute(sql.SQL("truncate {}").format(landing))
     return BatchResult(batch_id, status, rows_read, loaded, quarantined, message)
 

@@ -1,8 +1,9 @@
 -- One row per hotline case, its current lifecycle and how long each step took.
--- Incremental: a run merges (on case_key) only the cases that came in a batch finished since
--- the latest batch already merged, less a lookback (var incremental_lookback_hours): a batch
--- stamped finished_at just before that one may commit after a dbt run has read, and merging a
--- case again is harmless. For those cases "latest batch wins" is applied to their versions only
+-- Incremental: a run merges (on case_key) only the cases of batches the previous run could not
+-- have seen - finished after the newest batch it saw, or still in flight when it read (their
+-- load may commit a moment later) - recorded as merge_watermark on the rows it merged. Both
+-- stamps come from the server's clock (the loader sets them), so loaders on several machines
+-- cannot fall behind it. For those cases "latest batch wins" is applied to their versions only
 -- (the same macro as stg_raw__hotline_cases), joined set-wise - one scan of raw, a sort of the
 -- changed versions only - so a run costs the size of the change, not of the history.
 -- --full-refresh rebuilds from every case.
@@ -21,11 +22,28 @@ batches as (
     select * from {{ ref('stg_ops__batches') }}
 ),
 
+-- where the next run starts: after the newest loaded batch this run sees, or at the start of
+-- the first batch still loading now, whichever is earlier (NULL, no batch yet: from the start)
+next_watermark as (
+    select least(
+        max(batches.finished_at) filter (where batches.has_loaded_rows)
+        + interval '1 microsecond',
+        min(batches.started_at) filter (where batches.batch_status in ('landing', 'landed'))
+    ) as merge_watermark
+    from batches
+),
+
 {% if is_incremental() %}
 watermark as (
-    select
-        coalesce(max(batch_finished_at), '-infinity'::timestamptz)
-        - interval '{{ var("incremental_lookback_hours", 24) }} hours' as batch_finished_at
+    select coalesce(
+        {%- if incremental_has_column('merge_watermark') %}
+        max(merge_watermark),
+        {%- else %}
+        -- a table merged before merge_watermark existed: the lookback it was merged with
+        max(batch_finished_at) - interval '{{ var("incremental_lookback_hours", 24) }} hours',
+        {%- endif %}
+        '-infinity'::timestamptz
+    ) as finished_from
     from {{ this }}
 ),
 
@@ -33,7 +51,7 @@ new_batches as (
     select batches.batch_id
     from batches
     where batches.has_loaded_rows
-        and batches.finished_at >= (select watermark.batch_finished_at from watermark)
+        and batches.finished_at >= (select watermark.finished_from from watermark)
 ),
 
 changed_case_keys as (
@@ -105,7 +123,11 @@ final as (
         triaged_at is not null as is_triaged,
         closed_at is null as is_open,
         batch_id,
-        batch_finished_at
+        batch_finished_at,
+        (select next_watermark.merge_watermark from next_watermark) as merge_watermark,
+        -- when this run merged the row (the server's clock): fct_case_exploitation_types
+        -- takes the cases merged since it last ran
+        now() as merged_at
     from timed
 )
 
