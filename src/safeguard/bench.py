@@ -12,11 +12,14 @@ columns, the widest source) with a fresh seed, then on that same file measures:
   (Python start-up and imports included), with the pipeline's own stage times if it reports
   them (``result.timings``).
 
+Then the dbt build the DAG runs, in full, and again after a delivery of 1% of the cases
+(re-delivered case ids), with the rows the incremental models merged.
+
 It prints one table per size with the targets (ratio Safeguard/anchor <= 5x at 1M cases and
-<= 3x at 5M; peak memory < 400 MB) marked PASS or MISS, how busy the machine was (load
-average before and after), and writes every figure to ``.local/bench/results-<UTC>.json``
-so runs can be compared. It is a report, not a test: it exits 0 whatever the figures, and
-1 only if a step crashed.
+<= 3x at 5M; peak memory < 400 MB; the increment's build <= 10% of the full build) marked
+PASS or MISS, how busy the machine was (load average before and after), and writes every
+figure to ``.local/bench/results-<UTC>.json`` so runs can be compared. It is a report, not
+a test: it exits 0 whatever the figures, and 1 only if a step crashed.
 
 It always runs in its own home (``.local/bench``) against its own embedded PostgreSQL (port
 55434), whatever ``SAFEGUARD_HOME`` or ``DATABASE_URL`` say, and starts each size from an
@@ -54,6 +57,8 @@ ANCHOR_TABLE = "raw.bench_anchor"  # the loader owns schema raw; dropped after e
 #: Targets: ratio Safeguard (the ingest call) / anchor, by size; peak memory of the child.
 TARGET_RATIO = {1_000_000: 5.0, 5_000_000: 3.0}
 TARGET_PEAK_MB = 400.0
+#: the dbt build after a 1% delivery, against the full build (issue 13)
+TARGET_INCREMENT_RATIO = 0.10
 RESULT_MARK = "BENCH-RESULT "  # the line a child prints its figures on
 
 
@@ -304,8 +309,50 @@ def _run_size(s: Any, rows: int, seed: int, psql: str) -> dict[str, Any]:
         "peak_max_mb": TARGET_PEAK_MB,
         "peak_ok": sg["peak_mb"] < TARGET_PEAK_MB,
     }
+    out["build"] = _builds(s, rows, seed)
     out["load_end"] = _loadavg()
     return out
+
+
+def _builds(s: Any, rows: int, seed: int) -> dict[str, Any]:
+    """The dbt build the DAG runs, in full on the loaded cases, then after a delivery of 1% of
+    them (a generated file with the same case ids: re-delivered cases, as a daily extract
+    would bring): its time against the full build's, and the rows the incremental models
+    merged (issue 13: an increment costs what it adds)."""
+    import psycopg
+
+    from safeguard.transform import build
+
+    _checkpoint(s)
+    _log("dbt build, everything (full) ...")
+    t = time.perf_counter()
+    build(s, run_by="bench")
+    full = time.perf_counter() - t
+    _log(f"dbt build (full): {full:.1f}s")
+    cases = max(rows // 100, 100)
+    _, gen = _child(["--child-generate", str(s.home / "inputs-increment"), str(cases),
+                     str(seed + 1_000_003)], capture_stderr=False)
+    data = next(Path(p) for p in gen["files"] if Path(p).parent.name == SOURCE)
+    _log(f"increment: ingesting {cases:,} cases ...")
+    ingest_wall, sg = _child(["--child", SOURCE, str(data)], capture_stderr=True)
+    _checkpoint(s)
+    _log("dbt build after the increment ...")
+    t = time.perf_counter()
+    build(s, run_by="bench")
+    increment = time.perf_counter() - t
+    with psycopg.connect(s.admin_url(s.warehouse_db)) as conn:
+        merged, total = conn.execute(
+            "select count(*) filter (where merged_at = (select max(merged_at) "
+            "from cases.fct_hotline_cases)), count(*) from cases.fct_hotline_cases").fetchone()
+    _log(f"dbt build (increment): {increment:.1f}s, {merged:,} of {total:,} cases merged")
+    return {"full_seconds": round(full, 2), "increment_cases": cases,
+            "increment_ingest_seconds": round(sg["call_seconds"], 2),
+            "increment_ingest_status": sg["status"],
+            "increment_build_seconds": round(increment, 2),
+            "increment_ratio": round(increment / full, 3),
+            "increment_ratio_max": TARGET_INCREMENT_RATIO,
+            "increment_ratio_ok": increment / full <= TARGET_INCREMENT_RATIO,
+            "merged_cases": merged, "total_cases": total}
 
 
 def _print_table(r: dict[str, Any]) -> None:
@@ -348,6 +395,16 @@ def _print_table(r: dict[str, Any]) -> None:
         print(f"  {'  of which its own since exec (VmHWM)':<40}{sg['own_peak_mb']:8,.0f} MB")
     if sg["peak_children_mb"]:
         print(f"  {'peak of its own child processes':<40}{sg['peak_children_mb']:8,.0f} MB")
+    b = r.get("build")
+    if b:
+        print(f"  {'dbt build, full':<40}{b['full_seconds']:9.2f}s")
+        print(f"  {'increment: ingest ' + format(b['increment_cases'], ',') + ' cases':<40}"
+              f"{b['increment_ingest_seconds']:9.2f}s  {b['increment_ingest_status']}")
+        print(f"  {'increment: dbt build':<40}{b['increment_build_seconds']:9.2f}s  "
+              f"{b['merged_cases']:,} of {b['total_cases']:,} cases merged")
+        print(f"  {'ratio increment/full build':<40}{b['increment_ratio']:9.2f}x  "
+              f"{'target <= ' + format(b['increment_ratio_max'], 'g') + 'x':<24}"
+              f"{_mark(b['increment_ratio_ok'])}")
 
 
 def _machine() -> dict[str, Any]:
