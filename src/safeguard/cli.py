@@ -370,7 +370,43 @@ def status() -> None:
         attention |= flag
         click.echo(f"{'!' if flag else ' '} {f'dbt ({TRANSFORM_DAG})':<26} {transform[0]}"
                    + (f"  at {transform[1]:%Y-%m-%d %H:%M}Z" if transform[1] else ""))
+    _say_points_to_check(s)
+    # a point to check is not a failure (the figure may be right: a real event, a change of
+    # counting): it never sets the exit code, which says whether the pipeline needs attention
     sys.exit(1 if attention else 0)
+
+
+#: how far back `status` lists flagged points, in periods of each series
+RECENT_MONTHS, RECENT_YEARS = 12, 3
+
+
+def _say_points_to_check(s) -> None:
+    """Flagged points of the latest periods of each published series, as the viewer reads
+    them (reporting.rpt_anomaly_flags: computed from published values only)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(s.url("viewer"), connect_timeout=5) as conn:
+            points = conn.execute(
+                "with latest as (select series_key, max(period_start) as last_period"
+                " from reporting.rpt_anomaly_flags group by series_key)"
+                " select f.series_name, f.period_label, f.value, f.expected_value, f.robust_z"
+                " from reporting.rpt_anomaly_flags f join latest using (series_key)"
+                " where f.is_flagged and f.period_start > latest.last_period - case"
+                " when f.series_kind = 'published_figures_yearly' then make_interval(years => %s)"
+                " else make_interval(months => %s) end"
+                " order by f.period_start desc, abs(f.robust_z) desc, f.series_name",
+                [RECENT_YEARS, RECENT_MONTHS]).fetchall()
+    except psycopg.Error:
+        return  # nothing published yet
+    if not points:
+        click.echo("points to check: none in the latest periods of the published series")
+        return
+    click.echo(f"points to check ({len(points)}; far from their series' pattern, |z| > 3.5:"
+               " check them, no figure was changed):")
+    for name, period, value, expected, z in points:
+        click.echo(f"?   {name}  {period}  value {value:,.0f}, expected {expected:,.1f}"
+                   f"  z {z:+.1f}")
 
 
 def _say_running(s) -> None:
