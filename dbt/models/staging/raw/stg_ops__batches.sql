@@ -10,6 +10,7 @@ renamed as (
         source_name,
         source_kind,
         file_name,
+        file_sha256,
         file_bytes,
         status as batch_status,
         -- rows of these batches are in raw ('quarantined': the good rows loaded, the rest
