@@ -13,7 +13,9 @@ columns, the widest source) with a fresh seed, then on that same file measures:
   them (``result.timings``).
 
 Then the dbt build the DAG runs, in full, and again after a delivery of 1% of the cases
-(re-delivered case ids), with the rows the incremental models merged.
+(re-delivered case ids), with the rows the incremental models merged; then every chart of the
+dashboards through Superset's chart-data API as the Leadership user, cache off and on, and its
+SQL in PostgreSQL (``BENCH_DASHBOARDS=0`` leaves Superset out).
 
 It prints one table per size with the targets (ratio Safeguard/anchor <= 5x at 1M cases and
 <= 3x at 5M; peak memory < 400 MB; the increment's build <= 10% of the full build) marked
@@ -59,6 +61,9 @@ TARGET_RATIO = {1_000_000: 5.0, 5_000_000: 3.0}
 TARGET_PEAK_MB = 400.0
 #: the dbt build after a 1% delivery, against the full build (issue 13)
 TARGET_INCREMENT_RATIO = 0.10
+#: chart-data requests per chart and cache setting; p95 targets (issue 13)
+DASHBOARD_REQUESTS = 20
+TARGET_CHART_P95_MS, TARGET_CACHED_P95_MS, TARGET_CHART_SQL_MS = 300.0, 50.0, 20.0
 RESULT_MARK = "BENCH-RESULT "  # the line a child prints its figures on
 
 
@@ -310,8 +315,78 @@ def _run_size(s: Any, rows: int, seed: int, psql: str) -> dict[str, Any]:
         "peak_ok": sg["peak_mb"] < TARGET_PEAK_MB,
     }
     out["build"] = _builds(s, rows, seed)
+    if env("BENCH_DASHBOARDS", "1") != "0":
+        out["dashboards"] = _dashboards(s)
     out["load_end"] = _loadavg()
     return out
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _dashboards(s: Any) -> dict[str, Any]:
+    """Every chart of the dashboards, through Superset's chart-data API as the Leadership user
+    (the charts Leadership may not read are counted, not timed): ``DASHBOARD_REQUESTS``
+    requests with the cache off (``force=true``) and as many with it on, and the chart's SQL
+    in PostgreSQL (EXPLAIN ANALYZE's execution time, as the viewer role)."""
+    import httpx
+    import psycopg
+
+    from safeguard.ports import free_port
+    from safeguard.superset.bundle import bundle_dir, dashboards_in_bundle, publish
+    from safeguard.superset.client import SupersetClient
+    from safeguard.superset.server import SupersetServer
+
+    _log("Superset: bootstrap, start, import the dashboards ...")
+    server = SupersetServer(s, port=free_port())
+    server.bootstrap()
+    server.start()
+    charts: dict[str, dict[str, Any]] = {}
+    try:
+        publish(server, prune=False)
+        with SupersetClient.for_server(server) as admin:
+            ids = {str(r["uuid"]): r["id"] for r in admin.list_all("chart", ["id", "uuid"])}
+        wanted = {c["uuid"]: (d["title"], c["name"])
+                  for d in dashboards_in_bundle(bundle_dir(s)) for c in d["charts"]}
+        leader = SupersetClient(server.url, "leader", server.password("leader"))
+        with leader, psycopg.connect(s.url("viewer"), autocommit=True) as viewer:
+            for uuid, (board, name) in wanted.items():
+                path = f"/api/v1/chart/{ids[uuid]}/data/"
+                first = leader.http.get(path, params={"force": "true"})
+                if first.status_code in (401, 403, 404):
+                    charts[uuid] = {"dashboard": board, "chart": name, "leadership": False}
+                    continue
+                first.raise_for_status()
+                queries = [r.get("query") for r in first.json()["result"]]
+                cold, warm = [], []
+                for _ in range(DASHBOARD_REQUESTS):
+                    t = time.perf_counter()
+                    leader.http.get(path, params={"force": "true"}).raise_for_status()
+                    cold.append(time.perf_counter() - t)
+                for _ in range(DASHBOARD_REQUESTS):
+                    t = time.perf_counter()
+                    leader.http.get(path).raise_for_status()
+                    warm.append(time.perf_counter() - t)
+                sql_ms = []
+                for q in filter(None, queries):
+                    plan = viewer.execute("explain (analyze, format json) " + q).fetchone()[0]
+                    sql_ms.append(plan[0]["Execution Time"])
+                charts[uuid] = {"dashboard": board, "chart": name, "leadership": True,
+                                "p95_ms": round(1000 * _p95(cold), 1),
+                                "p95_cached_ms": round(1000 * _p95(warm), 1),
+                                "sql_ms": round(max(sql_ms), 2) if sql_ms else None}
+    except (httpx.HTTPError, psycopg.Error) as e:
+        raise RuntimeError(f"dashboards: {type(e).__name__}: {e}") from None
+    finally:
+        server.stop()
+    timed = [c for c in charts.values() if c["leadership"]]
+    _log(f"dashboards: {len(timed)} charts timed as Leadership, "
+         f"{len(charts) - len(timed)} not Leadership's")
+    return {"charts": charts, "requests": DASHBOARD_REQUESTS,
+            "targets": {"p95_ms": TARGET_CHART_P95_MS, "p95_cached_ms": TARGET_CACHED_P95_MS,
+                        "sql_ms": TARGET_CHART_SQL_MS}}
 
 
 def _builds(s: Any, rows: int, seed: int) -> dict[str, Any]:
@@ -405,6 +480,22 @@ def _print_table(r: dict[str, Any]) -> None:
         print(f"  {'ratio increment/full build':<40}{b['increment_ratio']:9.2f}x  "
               f"{'target <= ' + format(b['increment_ratio_max'], 'g') + 'x':<24}"
               f"{_mark(b['increment_ratio_ok'])}")
+    d = r.get("dashboards")
+    if d:
+        t = d["targets"]
+        print(f"  charts as Leadership, {d['requests']} requests each: p95 cache off (target "
+              f"{t['p95_ms']:g} ms), cache on ({t['p95_cached_ms']:g} ms), SQL in PostgreSQL "
+              f"({t['sql_ms']:g} ms)")
+        for c in sorted(d["charts"].values(), key=lambda c: (c["dashboard"], c["chart"])):
+            label = f"{c['dashboard'][:18]}: {c['chart']}"[:56]
+            if not c["leadership"]:
+                print(f"    {label:<56} (not Leadership's)")
+                continue
+            sql = f"{c['sql_ms']:7.1f}" if c["sql_ms"] is not None else "      -"
+            ok = (c["p95_ms"] <= t["p95_ms"] and c["p95_cached_ms"] <= t["p95_cached_ms"]
+                  and (c["sql_ms"] or 0) <= t["sql_ms"])
+            print(f"    {label:<56}{c['p95_ms']:7.0f} {c['p95_cached_ms']:6.0f} {sql} ms  "
+                  f"{_mark(ok)}")
 
 
 def _machine() -> dict[str, Any]:
