@@ -9,9 +9,9 @@ TOOLS := .local/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo run test test-fast bench lint clean stop
+.PHONY: setup demo run test test-fast bench lint clean stop chromium poppler
 
-setup: .venv/.synced infra/superset/.venv/.synced chromium
+setup: .venv/.synced infra/superset/.venv/.synced chromium poppler
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +29,11 @@ infra/superset/.venv/.synced: infra/superset/pyproject.toml infra/superset/uv.lo
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+# pdftotext and pdftoppm (Debian's poppler-utils): the fact sheet's test reads its PDF with them.
+poppler:
+	@command -v pdftotext >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq poppler-utils; }
 
 demo: setup
 	.venv/bin/safeguard demo

@@ -438,6 +438,26 @@ def demo() -> None:
     run_demo(settings())
 
 
+@main.command("factsheet")
+@click.option("--theme", type=click.Choice(["grooming"]), default="grooming", show_default=True,
+              help="What the fact sheet is about.")
+@click.option("--year", type=int, default=None,
+              help="The year of the hotline trends (default: the latest with published data).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write into (default: $SAFEGUARD_HOME/reports).")
+def factsheet(theme: str, year: int | None, out: Path | None) -> None:
+    """Write the advocacy fact sheet (HTML and PDF): headline figures, charts and the source of
+    every figure, from the published tables only, read as the viewer role."""
+    from safeguard.factsheet import FactSheetError, make_factsheet
+
+    try:
+        html, pdf = make_factsheet(settings(), theme=theme, year=year, out=out)
+    except FactSheetError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"fact sheet (HTML): {html}")
+    click.echo(f"fact sheet (PDF):  {pdf}")
+
+
 main.add_command(superset_cli, "superset")
 main.add_command(generate_command, "generate")
 

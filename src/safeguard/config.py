@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -101,6 +102,12 @@ class AlertSettings:
         )
 
 
+def chromium_path() -> str:
+    """The headless browser that prints the fact sheet to PDF: ``SAFEGUARD_CHROMIUM``, else
+    Debian's ``chromium`` (``make setup`` installs it; nothing is downloaded at run time)."""
+    return env("SAFEGUARD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
 def repo_root() -> Path:
     """The checkout this package was installed from (editable install)."""
     env = os.environ.get("SAFEGUARD_ROOT")
@@ -184,6 +191,11 @@ class Settings:
 
     def role_password(self, role: str) -> str:
         return self.secret(f"SAFEGUARD_{role.upper()}_PASSWORD")
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where ``safeguard factsheet`` writes by default: ``$SAFEGUARD_HOME/reports``."""
+        return self.home / "reports"
 
     # --- database ----------------------------------------------------------------------------
     @property
