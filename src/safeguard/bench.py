@@ -278,13 +278,13 @@ def _run_size(s: Any, rows: int, seed: int, psql: str) -> dict[str, Any]:
 
     with data.open(newline="", encoding="utf-8") as f:
         columns = len(next(csv.reader(f)))
-    env = {**_libpq_env(s.url("loader")), **s.libpq_env()}
+    libpq = {**_libpq_env(s.url("loader")), **s.libpq_env()}
     runs = []
     for i in range(1, ANCHOR_RUNS + 1):
         _checkpoint(s)
         _log(f"anchor {i}/{ANCHOR_RUNS}: psql \\copy into an unlogged table of {columns} "
              "text columns ...")
-        runs.append(_anchor_once(psql, env, data, columns, rows))
+        runs.append(_anchor_once(psql, libpq, data, columns, rows))
         _log(f"anchor {i}/{ANCHOR_RUNS}: {runs[-1]:.2f}s")
     anchor = min(runs)
     out["anchor"] = {"seconds": round(anchor, 3), "runs": [round(r, 3) for r in runs],
