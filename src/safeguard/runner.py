@@ -20,6 +20,7 @@ from safeguard.config import Settings, env
 from safeguard.contracts import all_contracts
 from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
 from safeguard.db.bootstrap import bootstrap
+from safeguard.factsheet import factsheet_line
 from safeguard.transform import dbt_log_file
 from safeguard.watch import Following, RestStates, Watch, last_run_id, metadata_db_states
 
@@ -233,6 +234,8 @@ def demo(s: Settings) -> None:
         state = wait_for_pipeline(s, [ingest_dag_id(n) for n in all_contracts(s)], since,
                                   watch=watch)
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
+        if state == "success":
+            print(f"    {factsheet_line(s)}", flush=True)
         print("5/5 Importing the dashboards ...", flush=True)
         bundle.publish(superset)
         boards = "\n".join(f"            {title:<30} {url}" for title, url in
