@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 import matplotlib
+import matplotlib.dates
 
 matplotlib.use("Agg")  # no display: figures are only ever written to SVG
 
@@ -116,6 +117,8 @@ def monthly_chart(rows: list[dict[str, Any]], year: int, notes: list[int]) -> Ch
         ax.plot(months, [points[m] if points[m] is not None else float("nan") for m in months],
                 label=name, color=COLOURS[i % len(COLOURS)], linewidth=1.4)
     ax.set_ylabel("cases (published cells)")
+    ax.xaxis.set_major_locator(matplotlib.dates.YearLocator())
+    ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%Y"))
     ax.legend(frameon=False, fontsize=7, ncols=3, loc="upper left", bbox_to_anchor=(0, -0.12))
     title = f"Cases per month by channel, {year - 2} to {year} (SYNTHETIC)"
     totals = {name: sum(v for v in points.values() if v is not None)
