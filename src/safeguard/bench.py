@@ -420,6 +420,11 @@ def _builds(s: Any, rows: int, seed: int) -> dict[str, Any]:
         merged, total = conn.execute(
             "select count(*) filter (where merged_at = (select max(merged_at) "
             "from cases.fct_hotline_cases)), count(*) from cases.fct_hotline_cases").fetchone()
+        # what the dashboards read: pre-aggregates, whose rows grow with the dimensions
+        reporting = dict(conn.execute(
+            "select c.relname, c.reltuples::bigint from pg_class c join pg_namespace n "
+            "on n.oid = c.relnamespace where n.nspname = 'reporting' and c.relkind = 'r' "
+            "order by 1").fetchall())
     _log(f"dbt build (increment): {increment:.1f}s, {merged:,} of {total:,} cases merged")
     return {"full_seconds": round(full, 2), "increment_cases": cases,
             "increment_ingest_seconds": round(sg["call_seconds"], 2),
@@ -428,7 +433,7 @@ def _builds(s: Any, rows: int, seed: int) -> dict[str, Any]:
             "increment_ratio": round(increment / full, 3),
             "increment_ratio_max": TARGET_INCREMENT_RATIO,
             "increment_ratio_ok": increment / full <= TARGET_INCREMENT_RATIO,
-            "merged_cases": merged, "total_cases": total}
+            "merged_cases": merged, "total_cases": total, "reporting_rows": reporting}
 
 
 def _print_table(r: dict[str, Any]) -> None:
@@ -481,6 +486,10 @@ def _print_table(r: dict[str, Any]) -> None:
         print(f"  {'ratio increment/full build':<40}{b['increment_ratio']:9.2f}x  "
               f"{'target <= ' + format(b['increment_ratio_max'], 'g') + 'x':<24}"
               f"{_mark(b['increment_ratio_ok'])}")
+        rows_by_table = ", ".join(f"{t.removeprefix('rpt_')} {n:,}"
+                                  for t, n in sorted(b["reporting_rows"].items(),
+                                                     key=lambda x: -x[1])[:5])
+        print(f"  {'largest reporting tables (rows)':<40}{rows_by_table}")
     d = r.get("dashboards")
     if d:
         t = d["targets"]
