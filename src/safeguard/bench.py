@@ -396,6 +396,7 @@ def _builds(s: Any, rows: int, seed: int) -> dict[str, Any]:
     would bring): its time against the full build's, and the rows the incremental models
     merged (issue 13: an increment costs what it adds)."""
     import psycopg
+    import psycopg.sql
 
     from safeguard.transform import build
 
@@ -421,10 +422,11 @@ def _builds(s: Any, rows: int, seed: int) -> dict[str, Any]:
             "select count(*) filter (where merged_at = (select max(merged_at) "
             "from cases.fct_hotline_cases)), count(*) from cases.fct_hotline_cases").fetchone()
         # what the dashboards read: pre-aggregates, whose rows grow with the dimensions
-        reporting = dict(conn.execute(
-            "select c.relname, c.reltuples::bigint from pg_class c join pg_namespace n "
-            "on n.oid = c.relnamespace where n.nspname = 'reporting' and c.relkind = 'r' "
-            "order by 1").fetchall())
+        tables = [t for (t,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = "
+            "'reporting' and table_type = 'BASE TABLE' order by 1")]
+        reporting = {t: conn.execute(psycopg.sql.SQL("select count(*) from {}").format(
+            psycopg.sql.Identifier("reporting", t))).fetchone()[0] for t in tables}
     _log(f"dbt build (increment): {increment:.1f}s, {merged:,} of {total:,} cases merged")
     return {"full_seconds": round(full, 2), "increment_cases": cases,
             "increment_ingest_seconds": round(sg["call_seconds"], 2),
