@@ -3,17 +3,19 @@
 -- day it was loaded. Nothing here is a number: no row count, no file size - a daily case
 -- extract's row count is a count of cases - and a case file's name is left out (the sender
 -- chose it; only public sources' names are shown, as rpt_batch_warnings shows them).
--- A delivery is listed while its rows count somewhere in the published facts: the batch of a
--- case's current version, a partner month's latest delivery, the winning delivery of a
--- published figure, the legislation review in use.
+-- A delivery is listed while its rows count somewhere in the published facts: a partner month's
+-- latest delivery, the winning delivery of a published figure, the legislation review in use;
+-- for the hotline's case extracts, every extract loaded. (Listing an extract only while one of
+-- its cases is current would say, across versions, that one holds at least one case and that
+-- another no longer holds any: counts about a handful of cases.)
 with
 
 batches as (
     select * from {{ ref('stg_ops__batches') }}
 ),
 
-hotline_cases as (
-    select * from {{ ref('fct_hotline_cases') }}
+case_versions as (
+    select * from {{ ref('stg_raw__hotline_case_versions') }}
 ),
 
 partner_aggregates as (
@@ -30,7 +32,7 @@ legislation as (
 
 in_use as (
     select batch_id, bool_or(is_synthetic) as is_synthetic
-    from hotline_cases
+    from case_versions
     group by batch_id
     union all
     select batch_id, bool_or(is_synthetic) as is_synthetic
