@@ -179,14 +179,13 @@ def ingest(source: str, file: Path) -> None:
     from safeguard.ingest.admit import shown_file_name
     from safeguard.ingest.errors import FileRejected, IngestError
     from safeguard.ingest.pipeline import ingest_file
-    from safeguard.progress import RowProgress, rows_expected
+    from safeguard.progress import RowProgress
 
     s = settings()
     try:
         ensure_server(s)
         contract = get_contract(s, source)
-        with RowProgress(f"landing {shown_file_name(file.name)}",
-                         rows_expected(contract, file)) as progress:
+        with RowProgress(f"landing {shown_file_name(file.name)}") as progress:
             result = ingest_file(s, contract, file, progress=progress)
     except ContractError as e:
         click.echo(f"CONTRACT: {e}", err=True)

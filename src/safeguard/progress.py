@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any, Protocol
 
 #: seconds between two plain progress lines
@@ -21,7 +20,10 @@ INTERVAL = 5.0
 
 
 class Reporter(Protocol):
-    """What ``ingest_file`` reports to: the rows landed so far, then each later stage."""
+    """What ``land_file`` and ``ingest_file`` report to: about how many rows the file holds,
+    the rows landed so far, then each later stage."""
+
+    def expect(self, total: int | None) -> None: ...
 
     def __call__(self, done: int) -> None: ...
 
@@ -50,14 +52,13 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def rows_expected(contract: Any, path: Path) -> int | None:
-    """About how many records a delivered file holds, for the time left: a CSV's lines less
-    its header (more than the records when a quoted value spans lines); None for the other
-    formats, whose lines say nothing of their records."""
+def rows_expected(contract: Any, lines: int) -> int | None:
+    """About how many records a delivered file of ``lines`` lines holds (landing counts them
+    as it hashes the file), for the time left: a CSV's lines less its header (more than the
+    records when a quoted value spans lines); None for the other formats, whose lines say
+    nothing of their records."""
     if contract.file.format != "csv":
         return None
-    with path.open("rb") as f:  # newlines only: landing hashes the file itself
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     return max(lines - contract.file.header_row, 0) or None
 
 
@@ -84,15 +85,17 @@ def _rate(task: Any) -> float | None:
 
 
 class RowProgress:
-    """Rows of one file read and sent to the database (``land_file`` calls it with the rows
-    done so far after each batch), with the rate and, when the total is known, the time left;
-    then a line for each stage after landing. ``total``: an estimate (a CSV's lines less its
-    header) or None; the count may pass it, and then the estimate grows."""
+    """Rows of one file read and sent to the database (``land_file`` tells it the estimate,
+    then the rows done so far after each batch), with the rate and, when the total is known,
+    the time left; then a line for each stage after landing. ``total``: an estimate (a CSV's
+    lines less its header) or None, given here or later through ``expect``; the count may
+    pass it, and then the estimate grows."""
 
-    def __init__(self, what: str, total: int | None, stream: IO[str] | None = None,
+    def __init__(self, what: str, total: int | None = None, stream: IO[str] | None = None,
                  interactive: bool | None = None, interval: float = INTERVAL) -> None:
         self.what = what
         self.total = total if total and total > 0 else None
+        self.opened = False
         self.stream = stream or sys.stderr
         self.interactive = on_terminal(self.stream) if interactive is None else interactive
         self.interval = interval
@@ -121,15 +124,29 @@ class RowProgress:
                             TimeRemainingColumn(table_column=Column(no_wrap=True)))
             self.bar.start()
             self.task = self.bar.add_task(what, total=self.total)
-        else:
-            self._say(f"{what} ..." + (f" (~{self.total:,} rows)" if self.total else ""))
+        elif self.total is not None:
+            self._open()
+
+    def _open(self) -> None:
+        """The first plain line, with the estimate if there is one by now."""
+        if self.bar is None and not self.opened:
+            self.opened = True
+            self._say(f"{self.what} ..." + (f" (~{self.total:,} rows)" if self.total else ""))
 
     def _say(self, text: str) -> None:
         print(f"{stamp()} {text}", file=self.stream, flush=True)
 
+    def expect(self, total: int | None) -> None:
+        """About how many rows the file holds (None: not known)."""
+        self.total = total if total and total > 0 else None
+        if self.bar is not None:
+            self.bar.update(self.task, total=self.total)
+        self._open()
+
     def __call__(self, done: int) -> None:
         if self.closed:
             return
+        self._open()
         self.done = done
         if self.total is not None and done > self.total:
             self.total = done
@@ -151,6 +168,7 @@ class RowProgress:
         if self.closed:
             return
         self.closed = True
+        self._open()
         took = time.monotonic() - self.started
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done, total=self.done or None)

@@ -90,12 +90,12 @@ def land(contract_name: str, requested_file: str | None, run_by: str,
 
         raise AirflowSkipException(str(e)) from e
     from safeguard.ingest.admit import shown_file_name
-    from safeguard.progress import RowProgress, rows_expected
+    from safeguard.progress import RowProgress
 
     try:
         # the task log is no terminal: a timestamped line every few seconds
-        with RowProgress(f"landing {shown_file_name(path.name)}", rows_expected(contract, path),
-                         stream=sys.stdout, interactive=False) as progress:
+        with RowProgress(f"landing {shown_file_name(path.name)}", stream=sys.stdout,
+                         interactive=False) as progress:
             landed = land_file(s, contract, path, run_by, progress=progress)
     except FileRejected as e:
         raise _non_retryable(e) from e

@@ -37,6 +37,7 @@ from safeguard.ingest.tables import (
     recreate_landing_table,
 )
 from safeguard.periods import DeclaredPeriod, declared_period
+from safeguard.progress import Reporter, rows_expected
 from safeguard.runs import BATCH, hold, is_held, run_by_default
 
 
@@ -145,14 +146,17 @@ def source_lock_key(contract: Contract) -> int:
 
 def land_file(settings: Settings, contract: Contract, path: Path, run_by: str | None = None,
               wait: float = 600, hold_with: psycopg.Connection | None = None,
-              progress: Callable[[int], None] | None = None) -> LandedBatch:
+              progress: Reporter | None = None) -> LandedBatch:
     """Land the file as a new batch. ``hold_with``: a connection the caller keeps open until
     it has loaded the batch (``ingest_file``); the batch stays held on it after landing, so a
     rerun knows at once when that caller is gone, instead of after ABANDONED_AFTER.
-    ``progress``: told the records sent so far after each batch (see ``copy_admitted``)."""
+    ``progress``: told about how many records the file holds (from the lines counted as it is
+    hashed: no pass of its own), then the records sent so far after each batch."""
     path = Path(path)
     started = time.perf_counter()
     facts = file_facts(path)
+    if progress is not None:
+        progress.expect(rows_expected(contract, facts.lines))
     name = shown_file_name(path.name)
     batch_id = str(uuid.uuid4())
     run_by = run_by or run_by_default()
