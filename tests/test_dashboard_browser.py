@@ -11,7 +11,6 @@ from the topology bundled with Superset, no tile server). Screenshots are kept u
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
+from safeguard.config import HEADLESS_CHROMIUM_ARGS, chromium_path
 from safeguard.superset.bundle import dashboards_in_bundle, read_bundle
 from safeguard.superset.client import SupersetClient
 from safeguard.superset.server import ADMIN_USERNAME, SupersetServer
@@ -27,11 +27,8 @@ from safeguard.superset.server import ADMIN_USERNAME, SupersetServer
 pytest_plugins = ["safeguard.superset.testing"]
 pytestmark = [pytest.mark.superset, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("SAFEGUARD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
+CHROMIUM = chromium_path()
+CHROMIUM_ARGS = list(HEADLESS_CHROMIUM_ARGS)
 TIMEOUT_MS = 90_000
 
 SOURCE = Path(__file__).resolve().parents[1] / "dashboards"

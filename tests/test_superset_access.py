@@ -11,7 +11,6 @@ environment and the ``pipeline_done`` fixture, so every chart has data to return
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Response, expect, sync_playwright
 
+from safeguard.config import HEADLESS_CHROMIUM_ARGS, chromium_path
 from safeguard.config import ROLES as WAREHOUSE_ROLES
 from safeguard.superset.access import (
     DATABASE_ROLES,
@@ -390,9 +390,8 @@ def test_anonymous_gets_no_data(superset_server: SupersetServer,
 
 
 # --- what a leader sees in a browser ---------------------------------------------------------
-CHROMIUM = os.environ.get("SAFEGUARD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--no-first-run"]
+CHROMIUM = chromium_path()
+CHROMIUM_ARGS = list(HEADLESS_CHROMIUM_ARGS)
 TIMEOUT_MS = 90_000
 #: The one request a dashboard page makes that Leadership is refused, by design: the UI tries
 #: to save the dashboard's colour assignments, which only an editor may.

@@ -102,6 +102,14 @@ class AlertSettings:
         )
 
 
+#: how headless Chromium runs here (the fact sheet's PDF, the dashboard tests): no sandbox (we
+#: may be root), no GPU, and nothing fetched in the background (no network beyond the page)
+HEADLESS_CHROMIUM_ARGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+)
+
+
 def chromium_path() -> str:
     """The headless browser that prints the fact sheet to PDF: ``SAFEGUARD_CHROMIUM``, else
     Debian's ``chromium`` (``make setup`` installs it; nothing is downloaded at run time)."""

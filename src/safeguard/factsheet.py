@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from safeguard.config import Settings, chromium_path
+from safeguard.config import HEADLESS_CHROMIUM_ARGS, Settings, chromium_path
 
 #: the themes a fact sheet can be about (one so far: online grooming, the product's focus)
 THEMES = {"grooming": "Online grooming of children"}
@@ -411,9 +411,7 @@ def print_pdf(html: Path, pdf: Path, timeout: int = 120) -> None:
     with tempfile.TemporaryDirectory(prefix="safeguard-chromium-") as profile:
         try:
             proc = subprocess.run(
-                [browser, "--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                [browser, *HEADLESS_CHROMIUM_ARGS, f"--user-data-dir={profile}",
                  f"--print-to-pdf={pdf}", "--no-pdf-header-footer", html.resolve().as_uri()],
                 capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError:
