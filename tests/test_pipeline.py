@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from conftest import ROOT, safeguard_cli
 
@@ -259,3 +260,63 @@ def test_an_increment_merges_only_the_new_batch(pipeline_done, warehouse, scratc
         if t0 is not None:
             _remove_batches_since(warehouse, t0)
         build(pipeline_done, select=models, full_refresh=True)
+
+
+def _chart_tables() -> dict[str, set[str]]:
+    """schema.table of every dataset a chart of the bundle reads -> the charts reading it."""
+    import yaml
+
+    datasets = {}
+    for path in (ROOT / "dashboards" / "datasets").rglob("*.yaml"):
+        d = yaml.safe_load(path.read_text())
+        datasets[d["uuid"]] = d
+    tables: dict[str, set[str]] = {}
+    for path in (ROOT / "dashboards" / "charts").glob("*.yaml"):
+        chart = yaml.safe_load(path.read_text())
+        d = datasets[chart["dataset_uuid"]]
+        # a chart reads a physical table: no SQL run per view over the case-level facts
+        assert not d.get("sql"), f"{path.name} reads a virtual dataset"
+        tables.setdefault(f"{d['schema']}.{d['table_name']}", set()).add(chart["slice_name"])
+    return tables
+
+
+#: more distinct values than a code list of the published grains has (countries: about 250):
+#: a column past it would vary per case or per delivery row
+DOMAIN_BOUND = 400
+
+
+def test_every_table_a_chart_reads_is_a_pre_aggregate(pipeline_done, warehouse):
+    """Charts read pre-aggregated tables (issue 13), so that a dashboard's query costs what
+    the published grain costs, whatever the number of cases: each table a chart of the bundle
+    reads has fewer rows than there are cases, carries no case key, and each of its dimension
+    columns (every column but the measures) takes its values from a small domain - a
+    calendar of periods or a list of codes - so its rows are bounded by the product of those
+    domains, not by the cases. (`make bench` shows the row counts at 1M cases.)"""
+    tables = _chart_tables()
+    assert {t.split(".")[0] for t in tables} <= {"reporting", "marts"}
+    cases = warehouse.execute("select count(*) from cases.fct_hotline_cases").fetchone()[0]
+    assert cases >= 10_000, cases  # enough cases that a case-level column would show
+    for table, charts in sorted(tables.items()):
+        schema, name = table.split(".")
+        ref = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+        rows = warehouse.execute(sql.SQL("select count(*) from {}").format(ref)).fetchone()[0]
+        assert rows < cases, f"{table} ({rows} rows for {cases} cases) read by {charts}"
+        columns = dict(warehouse.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = %s and table_name = %s", [schema, name]).fetchall())
+        assert columns and not set(columns) & {"case_key", "case_id"}, (table, columns)
+        dimensions = [c for c, t in columns.items()
+                      if t not in ("integer", "bigint", "numeric", "double precision", "real")]
+        widest = warehouse.execute(sql.SQL("select {} from {}").format(
+            sql.SQL(", ").join(sql.SQL("count(distinct {})").format(sql.Identifier(c))
+                               for c in dimensions), ref)).fetchone()
+        for column, distinct in zip(dimensions, widest, strict=True):
+            if columns[column] == "date":  # periods: one a week at most (and the latest day)
+                low, high = warehouse.execute(sql.SQL("select min({0}), max({0}) from {1}")
+                                              .format(sql.Identifier(column), ref)).fetchone()
+                bound = (high - low).days // 7 + 2 if low else 0
+            else:
+                bound = DOMAIN_BOUND
+            assert distinct <= bound, (
+                f"{table}.{column} takes {distinct} values (at most {bound} for a dimension "
+                f"of a pre-aggregate), read by {charts}")
