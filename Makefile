@@ -9,9 +9,10 @@ TOOLS := .local/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo run test test-fast bench lint clean stop chromium poppler
+.PHONY: setup demo run test test-fast bench lint clean stop chromium poppler chromium-driver \
+	redis tesseract
 
-setup: .venv/.synced infra/superset/.venv/.synced chromium poppler
+setup: .venv/.synced infra/superset/.venv/.synced chromium poppler chromium-driver redis tesseract
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,10 +31,27 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# Superset's report screenshots drive Chromium through Selenium with Debian's matching driver.
+chromium-driver: chromium
+	@command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium-driver; }
+
+# Redis for the reports' Celery queue; the project starts its own on a free loopback port
+# (src/safeguard/superset/workers.py). The package's own service is not needed: stop it if
+# you like (`systemctl disable --now redis-server`).
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+
 # pdftotext and pdftoppm (Debian's poppler-utils): the fact sheet's test reads its PDF with them.
 poppler:
 	@command -v pdftotext >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq poppler-utils; }
+
+# OCR: the report test reads the weekly PDF (screenshots, no text layer) as a reader sees it.
+tesseract:
+	@command -v tesseract >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tesseract-ocr; }
 
 demo: setup
 	.venv/bin/safeguard demo
