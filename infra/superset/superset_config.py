@@ -11,6 +11,12 @@ Optional:
   SUPERSET_HOME                    Superset's state folder (read by Superset itself)
   SAFEGUARD_SUPERSET_CACHE_DIR     file cache folder (default: $SUPERSET_HOME/cache)
   SAFEGUARD_SUPERSET_DATA_CACHE_SECONDS  how long chart results are reused (default 300)
+Alerts & Reports (set by ``safeguard superset up`` when SAFEGUARD_REPORTS=1):
+  SAFEGUARD_REPORTS                1 turns the ALERT_REPORTS flag and the Celery config on
+  SAFEGUARD_REDIS_BROKER_URL / SAFEGUARD_REDIS_RESULTS_URL  Celery's broker and results
+  SAFEGUARD_SUPERSET_URL           where the worker's browser finds this Superset
+  SAFEGUARD_CHROMEDRIVER, SAFEGUARD_CHROMIUM_ARGS  Debian's chromedriver, headless flags (JSON)
+  SAFEGUARD_SMTP_HOST/PORT/USER/PASSWORD/FROM/STARTTLS/SSL  the mail server reports go through
 """
 
 from __future__ import annotations
@@ -87,7 +93,7 @@ TALISMAN_CONFIG = {
 FEATURE_FLAGS = {
     "DASHBOARD_RBAC": False,
     "ENABLE_TEMPLATE_PROCESSING": False,
-    "ALERT_REPORTS": False,  # would need Celery, a worker browser and a mail server
+    "ALERT_REPORTS": False,  # on below with SAFEGUARD_REPORTS=1 (Celery, browser, mail)
     "THUMBNAILS": False,  # would need Celery
 }
 
@@ -116,6 +122,81 @@ DATA_CACHE_CONFIG = {
     "CACHE_KEY_PREFIX": "safeguard_data_",
     "CACHE_THRESHOLD": 2000,
 }
+
+# --- Alerts & Reports ----------------------------------------------------------------------
+# Off unless `safeguard superset up` runs with reports (SAFEGUARD_REPORTS=1; on in `make demo`):
+# then a Redis of the project's own (src/safeguard/superset/workers.py) carries Celery's queue,
+# beat runs the scheduler every minute, and the worker takes screenshots with Debian's
+# chromium + chromedriver (Selenium; Playwright would need a browser download) and mails them.
+# The schedules themselves are code: dashboards/reports/*.yaml (src/safeguard/superset/reports.py).
+def _flag(name: str, default: str = "false") -> bool:
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+REPORTS_ON = _flag("SAFEGUARD_REPORTS")
+if REPORTS_ON:
+    import json as _json
+
+    from celery.schedules import crontab
+    from superset.tasks.types import ExecutorType
+
+    FEATURE_FLAGS["ALERT_REPORTS"] = True
+    _broker = os.environ.get("SAFEGUARD_REDIS_BROKER_URL")
+    if _broker:  # `superset db upgrade` and `init` run before Redis starts: no Celery there
+
+        class CeleryConfig:  # noqa: D101 (Superset's name and shape)
+            broker_url = _broker
+            result_backend = os.environ.get("SAFEGUARD_REDIS_RESULTS_URL") or _broker
+            imports = ("superset.tasks.scheduler",)
+            worker_prefetch_multiplier = 1
+            task_acks_late = False
+            broker_connection_retry_on_startup = True
+            beat_schedule = {
+                "reports.scheduler": {
+                    "task": "reports.scheduler",
+                    "schedule": crontab(minute="*", hour="*"),
+                    # Superset reads the trigger time from this expiry (celery/celery#6974)
+                    "options": {"expires": 7 * 24 * 3600},
+                },
+                "reports.prune_log": {
+                    "task": "reports.prune_log",
+                    "schedule": crontab(minute=0, hour=0),
+                },
+            }
+
+        CELERY_CONFIG = CeleryConfig
+
+    # Each schedule runs as its owner (dashboards/reports/*.yaml names one): the screenshot
+    # shows exactly what that user may see, e.g. the Leadership role for the weekly report.
+    ALERT_REPORTS_EXECUTORS = [ExecutorType.OWNER]
+    ALERT_REPORTS_NOTIFICATION_DRY_RUN = False
+    EMAIL_REPORTS_SUBJECT_PREFIX = "[Safeguard] "
+    # Selenium with Debian's chromedriver; the browser runs headless with the project's flags
+    WEBDRIVER_TYPE = "chrome"
+    WEBDRIVER_OPTION_ARGS = _json.loads(os.environ.get("SAFEGUARD_CHROMIUM_ARGS") or
+                                        '["--headless", "--no-sandbox", "--disable-gpu"]')
+    WEBDRIVER_CONFIGURATION = {
+        "options": {"capabilities": {}, "preferences": {}},
+        "service": {"executable_path": os.environ.get("SAFEGUARD_CHROMEDRIVER")
+                    or "/usr/bin/chromedriver", "log_output": "/dev/null", "service_args": [],
+                    "port": 0, "env": {}},
+    }
+    # tall enough for the whole Leadership overview on one page (Superset's 2000 cuts it off)
+    WEBDRIVER_WINDOW = {"dashboard": (1600, 3200), "slice": (1600, 1200), "pixel_density": 1}
+    WEBDRIVER_BASEURL = os.environ.get("SAFEGUARD_SUPERSET_URL") or "http://127.0.0.1:8088/"
+    WEBDRIVER_BASEURL_USER_FRIENDLY = (os.environ.get("SAFEGUARD_SUPERSET_PUBLIC_URL")
+                                       or WEBDRIVER_BASEURL)
+
+# Mail (reports and alerts): from the environment; no login unless a user is set.
+SMTP_HOST = os.environ.get("SAFEGUARD_SMTP_HOST") or "localhost"
+SMTP_PORT = int(os.environ.get("SAFEGUARD_SMTP_PORT") or "25")
+SMTP_USER = os.environ.get("SAFEGUARD_SMTP_USER") or ""
+SMTP_PASSWORD = os.environ.get("SAFEGUARD_SMTP_PASSWORD") or ""
+SMTP_MAIL_FROM = os.environ.get("SAFEGUARD_SMTP_FROM") or "safeguard@localhost"
+SMTP_STARTTLS = _flag("SAFEGUARD_SMTP_STARTTLS", "true" if SMTP_USER else "false")
+SMTP_SSL = _flag("SAFEGUARD_SMTP_SSL")
+SMTP_SSL_SERVER_AUTH = True  # a TLS server's certificate is checked
+
 
 # Small published tables: a low row limit keeps a mistaken raw query from flooding the browser.
 ROW_LIMIT = 5000

@@ -39,6 +39,7 @@ SECRET_NAMES = (
     "AIRFLOW_ADMIN_PASSWORD",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
+    "SAFEGUARD_REDIS_PASSWORD",
 )
 
 
@@ -114,6 +115,13 @@ def chromium_path() -> str:
     """The headless browser that prints the fact sheet to PDF: ``SAFEGUARD_CHROMIUM``, else
     Debian's ``chromium`` (``make setup`` installs it; nothing is downloaded at run time)."""
     return env("SAFEGUARD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromedriver_path() -> str:
+    """The driver Superset's report screenshots use (Selenium): ``SAFEGUARD_CHROMEDRIVER``, else
+    Debian's ``chromium-driver`` (``make setup`` installs it), which matches ``chromium``."""
+    return (env("SAFEGUARD_CHROMEDRIVER") or shutil.which("chromedriver")
+            or "/usr/bin/chromedriver")
 
 
 def repo_root() -> Path:

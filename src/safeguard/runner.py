@@ -203,7 +203,9 @@ def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
 def demo(s: Settings) -> None:
     """Start everything, run the pipeline through the scheduler, then wait for Ctrl-C."""
     from safeguard.superset import bundle
+    from safeguard.superset.cli import reports_line
     from safeguard.superset.server import SupersetServer
+    from safeguard.superset.workers import missing_for_reports, reports_wanted
 
     def interrupt(*_):
         raise KeyboardInterrupt
@@ -213,7 +215,12 @@ def demo(s: Settings) -> None:
     signal.signal(signal.SIGTERM, interrupt)
     print("1/5 PostgreSQL, roles, schemas, Airflow metadata ...", flush=True)
     prepare(s)
-    superset = SupersetServer(s)
+    # reports and alerts on by default in the demo (SAFEGUARD_REPORTS=0 turns them off)
+    superset = SupersetServer(s, reports=reports_wanted(default=True))
+    missing = missing_for_reports() if superset.reports else []
+    if missing:
+        print(f"    reports and alerts off: {', '.join(missing)} not installed (make setup)")
+        superset.reports = False
     airflow_proc = None
     try:
         print("2/5 Superset: migrations, roles, admin, start ...", flush=True)
@@ -248,6 +255,7 @@ Safeguard is running. Ctrl-C stops everything.
             logins {superset.logins()}
 {boards}
   Passwords are in {s.secrets_file}
+  {reports_line(superset)}
   Warehouse {s.url('analyst').split('@')[1]}  (safeguard db url --role analyst)
 """, flush=True)
         while airflow_proc.poll() is None and superset.pid():

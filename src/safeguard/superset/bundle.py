@@ -35,6 +35,8 @@ from safeguard.superset.server import SupersetServer
 #: The bundle's folders in import order, and the REST resource each becomes.
 RESOURCES = {"databases": "database", "datasets": "dataset", "charts": "chart",
              "dashboards": "dashboard"}
+#: Report and alert schedules (``reports.py``): in the bundle folder, not in the assets ZIP.
+REPORTS_FOLDER = "reports"
 #: Superset's placeholder for a password it will not show (``PASSWORD_MASK``).
 PASSWORD_MASK = "XXXXXXXXXX"
 #: The warehouse role of the published dashboards' connection.
@@ -46,8 +48,10 @@ def bundle_dir(settings: Settings) -> Path:
 
 
 def read_bundle(source: Path) -> dict[str, dict[str, Any]]:
-    """Every YAML file of the bundle, by path relative to its root."""
-    files = sorted(p for p in source.rglob("*.yaml") if p.is_file())
+    """Every YAML file of the bundle, by path relative to its root (the schedules in
+    ``reports/`` are not Superset assets: ``reports.py`` applies them through their own API)."""
+    files = sorted(p for p in source.rglob("*.yaml")
+                   if p.is_file() and p.relative_to(source).parts[0] != REPORTS_FOLDER)
     if not (source / "metadata.yaml").exists():
         raise FileNotFoundError(f"{source}/metadata.yaml is missing: not a Superset bundle")
     return {p.relative_to(source).as_posix(): yaml.safe_load(p.read_text()) for p in files}
@@ -140,11 +144,17 @@ def import_bundle(client: SupersetClient, settings: Settings, source: Path | Non
 def publish(server: SupersetServer, prune: bool = True) -> list[str]:
     """Import the bundle into a running server; with ``prune``, also delete the objects we
     manage whose UUID left ``dashboards/``; then grant each Superset role the databases of
-    its warehouse roles (``access.grant_databases``). Returns what was deleted."""
+    its warehouse roles (``access.grant_databases``); with reports on, create or update the
+    schedules of ``dashboards/reports/`` (``reports.apply_schedules``). Returns what was
+    deleted."""
     with SupersetClient.for_server(server) as client:
         import_bundle(client, server.settings)
         deleted = delete_orphans(client, server.settings) if prune else []
         grant_databases(client, bundle_dir(server.settings))
+        if server.reports:
+            from safeguard.superset.reports import apply_schedules
+
+            deleted += apply_schedules(client, bundle_dir(server.settings) / REPORTS_FOLDER)
         return deleted
 
 

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from safeguard.superset.server import SupersetServer
 
 
-def _server(port: int | None) -> SupersetServer:
+def _server(port: int | None, reports: bool | None = None) -> SupersetServer:
     # imported here: keeps `--help` fast (httpx, yaml)
     from safeguard.superset.server import SupersetServer
 
-    return SupersetServer(settings(), port=port)
+    return SupersetServer(settings(), port=port, reports=reports)
 
 
 def _import(server: SupersetServer, prune: bool) -> None:
@@ -49,14 +49,17 @@ def superset_cli() -> None:
 @_port_option
 @click.option("--foreground", is_flag=True,
               help="Stay attached; Ctrl-C stops Superset and all its workers.")
-def up(port: int | None, foreground: bool) -> None:
+@click.option("--reports/--no-reports", default=None,
+              help="Alerts & Reports: Redis, Celery worker and beat, the schedules of "
+                   "dashboards/reports/ [env SAFEGUARD_REPORTS; default off].")
+def up(port: int | None, foreground: bool, reports: bool | None) -> None:
     """Bootstrap (database, migrations, roles, admin), start the server and import the bundle.
 
     Safe to repeat: every step is idempotent."""
     from safeguard.db.bootstrap import bootstrap as db_bootstrap
     from safeguard.superset.errors import SupersetError
 
-    server = _server(port)
+    server = _server(port, reports)
     try:
         click.echo("PostgreSQL: roles, databases, schemas")
         db_bootstrap(server.settings)
@@ -75,6 +78,7 @@ def up(port: int | None, foreground: bool) -> None:
     click.echo(
         f"\nSuperset is up: {server.url}\n{links}"
         f"  logins: {server.logins()}\n  passwords in {server.settings.secrets_file}\n"
+        f"  {reports_line(server)}\n"
         + ("  Ctrl-C stops it." if foreground else "  stop it with: safeguard superset stop")
     )
     if foreground:
@@ -89,6 +93,21 @@ def up(port: int | None, foreground: bool) -> None:
             click.echo("stopping Superset")
         finally:
             server.stop()
+
+
+def reports_line(server: SupersetServer) -> str:
+    """Where the report schedules are, and whether mail can leave (``up`` and the demo)."""
+    if not server.reports:
+        return "reports and alerts: off (SAFEGUARD_REPORTS=1 turns them on)"
+    from safeguard.config import env
+    from safeguard.superset.bundle import REPORTS_FOLDER, bundle_dir
+    from safeguard.superset.reports import where
+
+    line = f"reports and alerts: {where(server.url, bundle_dir(server.settings) / REPORTS_FOLDER)}"
+    if not env("SAFEGUARD_SMTP_HOST"):
+        line += ("\n    no mail server configured: schedules run, but mail needs "
+                 "SAFEGUARD_SMTP_HOST (and _PORT, _USER, _PASSWORD, _FROM) set")
+    return line
 
 
 @superset_cli.command("import")
@@ -136,6 +155,7 @@ def export(port: int | None) -> None:
 
 @superset_cli.command("stop")
 def stop() -> None:
-    """Stop the Superset started by `up` (the whole process group)."""
+    """Stop the Superset started by `up` (the whole process group), with the reports'
+    Celery worker, beat and Redis."""
     server = _server(None)
     click.echo("Superset stopped" if server.stop() else "Superset was not running")

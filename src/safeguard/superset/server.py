@@ -19,10 +19,18 @@ from pathlib import Path
 
 import httpx
 
-from safeguard.config import Settings, child_env, env
+from safeguard.config import (
+    HEADLESS_CHROMIUM_ARGS,
+    Settings,
+    child_env,
+    chromedriver_path,
+    chromium_path,
+    env,
+)
 from safeguard.ports import port_is_free
 from safeguard.superset.access import ADMIN_USERNAME, DEMO_USERS, ROLES
 from safeguard.superset.errors import SupersetError
+from safeguard.superset.workers import ReportWorkers, reports_wanted
 
 __all__ = ["ADMIN_USERNAME", "SupersetError", "SupersetServer"]  # re-exported for callers
 
@@ -52,8 +60,14 @@ def _group_alive(pgid: int) -> bool:
 class SupersetServer:
     """One local Superset: its environment, its bootstrap and its gunicorn process group."""
 
-    def __init__(self, settings: Settings, port: int | None = None, host: str = "127.0.0.1"):
+    def __init__(self, settings: Settings, port: int | None = None, host: str = "127.0.0.1",
+                 reports: bool | None = None):
         self.settings = settings
+        self.report_workers = ReportWorkers(settings, self.settings.home / "superset" / "celery")
+        #: Alerts & Reports on: Redis, the ALERT_REPORTS flag, Celery worker and beat
+        #: (``SAFEGUARD_REPORTS``; default off, ``make demo`` turns it on; on while ours run)
+        self.reports = (reports_wanted() or self.report_workers.running() if reports is None
+                        else reports)
         self.host = host
         saved = self._saved_state()
         self.port = port or int(
@@ -114,7 +128,26 @@ class SupersetServer:
             FLASK_APP="superset.app:create_app()",
             PYTHONUNBUFFERED="1",
         )
+        out["SAFEGUARD_REPORTS"] = "1" if self.reports else "0"
+        if self.reports:
+            out.update(self.reports_env())
         return out
+
+    def reports_env(self) -> dict[str, str]:
+        """What ``superset_config.py`` turns Alerts & Reports on with: the Redis (broker db 0,
+        results db 1), where the worker's browser finds Superset, the browser and its driver.
+        SMTP settings (``SAFEGUARD_SMTP_*``) pass through from our own environment."""
+        redis = self.report_workers.redis
+        out = {}
+        if redis.external_url or redis.port is not None:  # not before Redis started (bootstrap)
+            out |= {"SAFEGUARD_REDIS_BROKER_URL": redis.url(0),
+                    "SAFEGUARD_REDIS_RESULTS_URL": redis.url(1)}
+        return out | {
+            "SAFEGUARD_SUPERSET_URL": f"{self.url}/",
+            "SAFEGUARD_CHROMEDRIVER": chromedriver_path(),
+            "SAFEGUARD_CHROMIUM": chromium_path(),
+            "SAFEGUARD_CHROMIUM_ARGS": json.dumps(list(HEADLESS_CHROMIUM_ARGS)),
+        }
 
     # --- bootstrap -------------------------------------------------------------------------
     def _run(self, label: str, args: list[str], extra_env: dict[str, str] | None = None) -> str:
@@ -200,8 +233,26 @@ class SupersetServer:
             return False
         return r.status_code == 200 and r.text.strip() == "OK"
 
-    def start(self, timeout: float = 240.0) -> None:
-        """Start gunicorn in a new session and wait for ``/health``; no-op if ours already runs."""
+    def start(self, timeout: float = 240.0, workers: bool = True) -> None:
+        """Start gunicorn in a new session and wait for ``/health``; no-op if ours already runs.
+        With reports on, Redis first, and (``workers``) Celery's worker and beat after."""
+        if self.reports:
+            self.report_workers.redis.start()
+        self._start_web(timeout)
+        if self.reports and workers:
+            self.start_report_workers()
+
+    def start_report_workers(self, extra_env: dict[str, str] | None = None) -> None:
+        """Celery's worker and beat for Alerts & Reports (Redis must run: :meth:`start`)."""
+        if not self.reports:
+            raise SupersetError("Reports are off for this server (SAFEGUARD_REPORTS=1 turns "
+                                "them on).")
+        if not Path(chromedriver_path()).exists():
+            raise SupersetError(f"No chromedriver at {chromedriver_path()} (report screenshots "
+                                "need it): run `make setup` (Debian's chromium-driver).")
+        self.report_workers.start(self.venv_bin / "celery", self.env() | (extra_env or {}))
+
+    def _start_web(self, timeout: float) -> None:
         if self.pid() and self.is_healthy():
             return
         if not port_is_free(self.port, self.host):
@@ -243,7 +294,12 @@ class SupersetServer:
                             f"see {self.log}")
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM the whole process group, SIGKILL what is left; True if something ran."""
+        """SIGTERM the whole process group, SIGKILL what is left; True if something ran.
+        The reports' worker, beat and our Redis stop too, whether or not gunicorn ran."""
+        workers = self.report_workers.stop()
+        return self._stop_web(timeout) or bool(workers)
+
+    def _stop_web(self, timeout: float) -> bool:
         pid = self.pid()
         if pid is None:
             self.state_file.unlink(missing_ok=True)

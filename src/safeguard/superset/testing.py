@@ -4,7 +4,9 @@ Loaded as a plugin (``pytest_plugins = ["safeguard.superset.testing"]``) so that
 and the browser tests share one server: the same fixture defined in two test modules would
 start two. The server runs on a free port for the isolated test home that the ``pipeline_done``
 fixture (tests/conftest.py) provides, with the bundle from ``dashboards/`` imported, and is
-stopped, process group and all, when the session ends.
+stopped, process group and all, when the session ends. Reports are on (their Redis runs, the
+``ALERT_REPORTS`` flag and the schedules of ``dashboards/reports/`` are there), but Celery's
+worker and beat start only for the tests that ask for them (``tests/test_reports.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from safeguard.superset.server import SupersetServer
 def superset_server(pipeline_done: Settings) -> Iterator[SupersetServer]:
     """Superset bootstrapped and started for the test home, the bundle imported once."""
     # a free port: tests run their own Superset beside a developer's
-    server = SupersetServer(pipeline_done, port=free_port())
+    server = SupersetServer(pipeline_done, port=free_port(), reports=True)
     server.bootstrap()
-    server.start()
+    server.start(workers=False)
     try:
         publish(server, prune=False)
         yield server
