@@ -1,5 +1,6 @@
-"""dbt build of the warehouse (staging -> marts -> reporting), whenever a raw table changes:
-only the models downstream of the tables that changed.
+"""dbt build of the warehouse (staging -> marts -> the release candidate), whenever a raw table
+changes: only the models downstream of the tables that changed; then a release publishes the
+candidate into reporting (embargo and revision gate: safeguard.release).
 
 Scheduled on the raw tables' Assets, so it runs after any successful load and never after a
 rejected one; serialised (``max_active_runs=1``) because concurrent dbt runs on the same
@@ -45,7 +46,15 @@ def safeguard_transform():
         uris = [getattr(asset, "uri", str(asset)) for asset in (triggering_asset_events or {})]
         run(selection_for(uris))
 
-    dbt_build()
+    @task
+    def release(dag_run=None) -> None:
+        """Publish what dbt built: a new numbered release of the reporting tables, with the
+        embargo counted to the day this run was due (safeguard.release: embargo and gate)."""
+        from safeguard.tasks import release as run
+
+        run(dag_run.run_after.date() if dag_run is not None else None)
+
+    dbt_build() >> release()
 
 
 safeguard_transform()

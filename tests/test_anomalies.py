@@ -27,8 +27,10 @@ from safeguard.superset.client import SupersetClient
 
 pytest_plugins = ["safeguard.superset.testing"]
 
-#: the planted monthly spike: a channel's month in the last year of the demo data
-SPIKED_CHANNEL, SPIKED_CHANNEL_NAME, SPIKED_MONTH = "live_video", "Live video and webcam", "2024-09"
+#: the planted monthly spike: a channel's month in the last year of the demo data, on a country
+#: whose cell is published: a revision that would move a withheld cell to published is held
+#: back by the release gate (safeguard.release), so the spike would never reach reporting
+SPIKED_CHANNEL, SPIKED_CHANNEL_NAME, SPIKED_MONTH = "social_media", "Social media", "2024-09"
 SPIKED_SERIES = "cases_monthly_by_channel:" + SPIKED_CHANNEL
 PARTNER_HEADER = "month,country,channel,exploitation_type,grooming_stage,reporter_type,cases\n"
 #: the chart that lists the flags of the monthly channel series on "Grooming stages and channels"
@@ -89,8 +91,18 @@ def planted(pipeline_done, tmp_path_factory) -> Iterator[list[dict]]:
         assert len(usual) > 24, usual  # the channel's series is published month by month
         spike = int(usual[len(usual) // 2] * 5) + 200  # five times a usual month, on top
         partner = work / f"partner_monthly_{SPIKED_MONTH}.csv"
-        partner.write_text(PARTNER_HEADER + f"{SPIKED_MONTH},DE,{SPIKED_CHANNEL},sextortion,"
-                                            f"unknown,public,{spike}\n")
+        # a partner's month is delivered whole (the latest delivery of a month replaces it):
+        # the sample's rows of the month again, with the spike on top of one of them, so that
+        # only the spiked cell changes and the release publishes the revision (a month that
+        # lost its other cells would move them from withheld to absent: held back)
+        sample = next((s.drop_root / "sample_partner_aggregates").glob("partner_*.csv"))
+        month = [line for line in sample.read_text().splitlines()
+                 if line.startswith(f"{SPIKED_MONTH},")]
+        spiked = next(i for i, line in enumerate(month)
+                      if line.startswith(f"{SPIKED_MONTH},DE,{SPIKED_CHANNEL},"))
+        *cells, cases = month[spiked].split(",")
+        month[spiked] = ",".join([*cells, str(int(cases) + spike)])
+        partner.write_text(PARTNER_HEADER + "".join(f"{line}\n" for line in month))
         yearly = work / "testpub_anomaly_2016_2021.csv"
         yearly.write_text(YEARLY_TABLE)
         for source, path in (("sample_partner_aggregates", partner),

@@ -3,11 +3,15 @@
 --
 --   landing, raw, quarantine, ops   <- loader   (checked batches, rejected rows, audit)
 --   staging, marts         <- transformer   (dbt)
---   reporting              <- transformer   (dbt; the published layer, small counts suppressed)
+--   publish_candidate      <- transformer   (dbt builds the published models here)
+--   reporting              <- transformer   (`safeguard release` only: the published layer, small
+--                                            counts suppressed; never written by dbt)
+--   releases               <- administrator (every release's rows, append only: audit)
 --   cases, snapshots       <- transformer   (dbt: one row per case, exact times; status history)
 --
--- Who reads what:  transformer: raw, ops       analyst: marts, reporting, ops
---                  engineer: raw, ops, marts, cases, snapshots, reporting
+-- Who reads what:  transformer: raw, ops       analyst: marts, publish_candidate, reporting, ops
+--                  engineer: raw, ops, marts, cases, snapshots, publish_candidate, reporting,
+--                            releases
 --                  viewer: reporting only     quarantine: the loader alone
 -- Case-level data (one row per case with exact times) lives in cases and snapshots, which only
 -- the engineer reads; analysts get marts.fct_hotline_cases_coarse (month, bands, no rare
@@ -33,6 +37,7 @@ create schema if not exists ops authorization :"loader";
 create schema if not exists staging authorization :"transformer";
 create schema if not exists marts authorization :"transformer";
 create schema if not exists reporting authorization :"transformer";
+create schema if not exists publish_candidate authorization :"transformer";
 create schema if not exists snapshots authorization :"transformer";
 create schema if not exists cases authorization :"transformer";
 
@@ -84,3 +89,27 @@ begin
         execute format('drop table raw.%I', t.tablename);
     end loop;
 end $$;
+
+-- publish_candidate: dbt builds the published models here; periods still under embargo and
+-- revisions the release gate holds are in it, so the viewer never reads it
+grant usage on schema publish_candidate to :"analyst", :"engineer";
+grant select on all tables in schema publish_candidate to :"analyst", :"engineer";
+alter default privileges for role :"transformer" in schema publish_candidate
+    grant select on tables to :"analyst", :"engineer";
+
+-- releases: every release's published rows, kept for audit (safeguard.release). Owned by the
+-- administrator: the transformer may add a release's rows and read them back, nobody may change
+-- or remove them; engineers read them; the viewer and analysts have no access (nor, by
+-- 04_catalog.sql, any way to learn their size).
+create schema if not exists releases;
+revoke all on schema releases from public;
+grant usage on schema releases to :"transformer", :"engineer";
+create table if not exists releases.release_rows (
+    release_no  int not null,       -- ops.releases.release_no
+    table_name  text not null,      -- the published table (reporting.<table_name>)
+    row_data    jsonb not null      -- one published row, as to_jsonb() gives it
+);
+create index if not exists release_rows_release on releases.release_rows (release_no, table_name);
+revoke all on releases.release_rows from public;
+grant select, insert on releases.release_rows to :"transformer";
+grant select on releases.release_rows to :"engineer";

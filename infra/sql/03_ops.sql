@@ -66,6 +66,38 @@ create index if not exists publication_runs_started on ops.publication_runs (sta
 grant select, insert, update on ops.publication_runs to :"transformer";
 grant select on ops.publication_runs to :"analyst";
 
+-- Releases (safeguard.release): the published tables change only through one. A release is
+-- numbered, has the date it was made as of (periods whose embargo had passed by then are in it)
+-- and the dbt build it published; its rows are in releases.release_rows. Per table, what it
+-- changed: groups of cells (a period of the table's grain, or the whole table) new, revised,
+-- held back (a revision the gate refused: kept as released before) or still under embargo.
+-- Counts of groups and cells only, never values. The transformer may only add rows.
+create table if not exists ops.releases (
+    release_no          int primary key,
+    as_of_date          date not null,
+    embargo_days        int not null,
+    released_at         timestamptz not null,
+    run_by              text not null,
+    publication_run_id  uuid,                   -- the last successful dbt build before it
+    tables_changed      int not null,
+    rows_published      bigint not null
+);
+create table if not exists ops.release_tables (
+    release_no          int not null references ops.releases (release_no),
+    table_name          text not null,
+    rows_published      bigint not null,
+    groups_new          int not null,           -- periods published for the first time
+    groups_revised      int not null,           -- periods published again, changed
+    groups_held         int not null,           -- revisions refused by the gate
+    groups_embargoed    int not null,           -- periods in the candidate still under embargo
+    cells_changed       int not null,           -- published counts that changed
+    cells_held          int not null,           -- counts that would have changed, held back
+    held_periods        text,                   -- which periods were held, and by which rule
+    primary key (release_no, table_name)
+);
+grant select, insert on ops.releases, ops.release_tables to :"transformer";
+grant select on ops.releases, ops.release_tables to :"analyst";
+
 -- The pseudonym key's fingerprint (HMAC of a fixed text under the key: it does not reveal the
 -- key), recorded at first use. Pseudonymous case keys made with another key would never match
 -- the ones already loaded, splitting every case from its later deliveries: a load with another

@@ -278,14 +278,45 @@ def gx_sync() -> None:
 
 @main.command("transform")
 @click.option("--select", default=None, help="dbt selection (default: everything).")
-def transform(select: str | None) -> None:
-    """Run `dbt build` as the transformer role."""
+@click.option("--release/--no-release", "then_release", default=True, show_default=True,
+              help="Make a release of what was built (as the transform DAG does).")
+def transform(select: str | None, then_release: bool) -> None:
+    """Run `dbt build` as the transformer role (into the release candidate), then release."""
+    from safeguard.release import ReleaseFailed, release
     from safeguard.transform import DbtFailed, build
 
     try:
         build(settings(), select)
-    except DbtFailed as e:
+        if then_release:
+            click.echo(release(settings()).summary())
+    except (DbtFailed, ReleaseFailed) as e:
         raise click.ClickException(str(e)) from e
+
+
+@main.command("release")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The date the embargo is counted to (default: today, UTC).")
+@click.option("--embargo-days", type=click.IntRange(min=0), default=None,
+              help="Days after a period ends before it is published (default: "
+                   "SAFEGUARD_RELEASE_EMBARGO_DAYS, 14).")
+def release_command(as_of, embargo_days: int | None) -> None:
+    """Publish the candidate built by dbt: a new numbered release of the reporting tables.
+
+    Periods are published once ended and past the embargo; a revision of a published period
+    goes out only when no published count changes by less than k and no count is withheld in
+    one release and published in the other (else it is held, and the earlier values stay).
+    Nothing new: no release (exit 0). Exit 1 when a release could not be made; then nothing
+    changed."""
+    import psycopg
+
+    from safeguard.release import ReleaseFailed, release
+
+    try:
+        result = release(settings(), as_of=as_of.date() if as_of else None,
+                         embargo_days=embargo_days)
+    except (ReleaseFailed, OSError, psycopg.Error) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(result.summary())
 
 
 @main.command("run")

@@ -245,6 +245,13 @@ class Settings:
         return Path(env("SAFEGUARD_DROP_DIR") or self.home / "drop")
 
     @property
+    def release_embargo_days(self) -> int:
+        """Days after a period ends before ``safeguard release`` publishes it
+        (``SAFEGUARD_RELEASE_EMBARGO_DAYS``, default 14): late cases of a period arrive before
+        its first release, not as revisions of it."""
+        return int(env("SAFEGUARD_RELEASE_EMBARGO_DAYS", "14"))
+
+    @property
     def embedded_port_in_use(self) -> int:
         """The port the embedded server was started on (it may have moved off a busy one):
         ``pg_dir/port``, written by ``db.embedded``; the configured one before a first start."""

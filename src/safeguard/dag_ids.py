@@ -3,6 +3,9 @@
 #: dbt build of the warehouse (dags/safeguard_transform.py)
 TRANSFORM_DAG = "safeguard_transform"
 
+#: the daily release of the published tables (dags/safeguard_release.py)
+RELEASE_DAG = "safeguard_release"
+
 
 def ingest_dag_id(contract_name: str) -> str:
     """One ingest DAG per source contract (dags/safeguard_ingest.py)."""

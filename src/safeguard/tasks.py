@@ -125,3 +125,10 @@ def dbt_build(select: str | None = None) -> None:
     from safeguard.transform import build
 
     build(settings(), select)
+
+
+def release(as_of: date | None = None) -> None:
+    """A release of what dbt built (safeguard.release), with the embargo counted to ``as_of``."""
+    from safeguard.release import release as run
+
+    print(run(settings(), as_of=as_of).summary())
