@@ -30,6 +30,7 @@ this test. It reads every table there and tries to learn a count the layer withh
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -113,6 +114,7 @@ class Cell:
     span: tuple[date, date]  # the days its cases fall in, [start, end)
     value: int | None  # None when withheld
     floor: int  # the least an attacker may assume a withheld cell holds
+    cap: int | None = None  # the most, where the table withholds small counts only (k - 1)
 
 
 @dataclass
@@ -146,7 +148,10 @@ class Grain:
     table (the table covers those values only, e.g. hotline cases). A row of a table published
     only where its count is positive has a floor of 1: the row itself says 'one case or more'.
     remainder: (flag column, group columns) - rows with the flag hold, as one count, the
-    withheld cells of their group (same values in the group columns)."""
+    withheld cells of their group (same values in the group columns).
+    cap: the most a withheld cell may hold, where the table withholds nothing but counts below
+    k (primary suppression only): k - 1. There the attacker wins by learning anything beyond
+    "withheld" - a bound that cuts [floor, k - 1] at all (that it is not 0, or not 9)."""
 
     table: str
     population: str
@@ -159,6 +164,7 @@ class Grain:
     floor: int = 1
     remainder: tuple[str, tuple[str, ...]] | None = None
     withheld: Callable[[dict[str, Any], str], bool] = lambda row, count: row[count] is None
+    cap: int | None = None
 
 
 def _grains() -> list[Grain]:
@@ -172,9 +178,10 @@ def _grains() -> list[Grain]:
                     "source_kind": "source_kind", "is_synthetic": "is_synthetic"},
               remainder=("is_remainder", ("period_start", "region", "channel_code",
                                           "source_kind", "is_synthetic"))),
+        # (a declared grid, GRIDS: a row may hold 0)
         Grain("rpt_stage_by_channel_yearly", "cases", "cases", lambda r: year_span(r["year"]),
               dims={"region": "region", "channel": "channel_code",
-                    "stage": "grooming_stage_code", "is_synthetic": "is_synthetic"}),
+                    "stage": "grooming_stage_code", "is_synthetic": "is_synthetic"}, floor=0),
         Grain("rpt_case_outcomes_monthly", "cases", "cases",
               lambda r: month_span(r["period_start"]),
               dims={"region": "region", "channel": "channel_code", "assessment": "assessment",
@@ -184,7 +191,7 @@ def _grains() -> list[Grain]:
                                           "is_synthetic"))),
         # (is_synthetic is "any case synthetic" here, not a part of the cases: not a dimension)
         Grain("rpt_case_handling_weekly", "cases", "intake",
-              lambda r: week_span(r["week_start"]), scope={"source_kind": "hotline"}),
+              lambda r: week_span(r["week_start"]), scope={"source_kind": "hotline"}, floor=0),
         Grain("rpt_headline_figures", "cases", "value", lambda r: (BEGINNING, END_OF_TIME),
               scope={"source_kind": "hotline"},
               rows=lambda r: r["metric_code"] == "hotline_cases_total",
@@ -194,11 +201,14 @@ def _grains() -> list[Grain]:
               lambda r: year_span(r["year"]),
               dims={"region": "region", "channel": "channel_code",
                     "exploitation_type": "exploitation_type_code",
-                    "is_synthetic": "is_synthetic"}),
-        # open cases at a date: a population of its own, no total published
+                    "is_synthetic": "is_synthetic"}, floor=0),
+        # open cases at a date: a population of its own, no total published; the bands of a
+        # date cover every age, and only a date with fewer than k open cases in all is
+        # withheld (as one row): a withheld cell holds k - 1 at most; the weeks bound each
+        # other (BACKLOG_FLOWS)
         Grain("rpt_case_backlog", "open cases", "open_cases",
               lambda r: (r["as_of_date"], r["as_of_date"] + timedelta(days=1)),
-              dims={"age_bucket": "age_bucket"}, floor=0),
+              dims={"age_bucket": "age_bucket"}, floor=0, cap=K - 1),
     ]
     for year in (2019, 2020):
         # rows are there when either year has a case: a count may be 0
@@ -251,6 +261,32 @@ CHANGES = [
 ]
 
 
+@dataclass(frozen=True)
+class BacklogFlow:
+    """Open cases by age band at dates, and each week's intake: stock and flow. A closed case
+    stays closed, so a case open at d' aged a' >= g = d' - d days was open at d, aged a' - g;
+    one aged less than g was received after d. For every band of d' starting at age t, the
+    cases of d' aged t or more (that band and every older one):
+      t >= g: open(aged t or more, d') <= the bands of d that reach age t - g;
+      t < g:  open(aged t or more, d') <= open(d) + the intake of the weeks from d + 1 to d'
+    (the second for the next date only: over longer spans it follows from a chain of them).
+    Bands come from the rows (min_age, max_age; NULL max: no end), so merged bands too."""
+
+    table: str
+    date: str
+    count: str
+    min_age: str
+    max_age: str
+    intake_table: str
+    week: str
+    intake: str
+    max_gap: int = 98  # days: past 91 + 7, every band of d reaches back to age 0
+
+
+BACKLOG_FLOWS = [BacklogFlow("rpt_case_backlog", "as_of_date", "open_cases", "min_age_days",
+                             "max_age_days", "rpt_case_handling_weekly", "week_start", "intake")]
+
+
 @dataclass
 class Population:
     name: str
@@ -270,7 +306,8 @@ def _key_columns(grain: Grain) -> list[str]:
 
 
 def build_populations(tables: Tables, grains: list[Grain], shares: list[ShareOf],
-                      changes: list[ChangeOf]) -> dict[str, Population]:
+                      changes: list[ChangeOf], flows: list[BacklogFlow] | None = None
+                      ) -> dict[str, Population]:
     """Cells of every grain, and every relation between them the attacker can derive."""
     populations: dict[str, Population] = {}
     # (table, count column, row number) -> (population, cell)
@@ -296,7 +333,7 @@ def build_populations(tables: Tables, grains: list[Grain], shares: list[ShareOf]
                             c for c in _key_columns(grain) if c in row]),
                         dims={**grain.scope, **{d: row[c] for d, c in grain.dims.items()}},
                         span=grain.span(row), value=None if withheld else int(row[grain.count]),
-                        floor=grain.floor)
+                        floor=grain.floor, cap=grain.cap)
             where[(grain.table, grain.count, number)] = (pop.name, len(pop.cells))
             if grain.remainder and withheld:
                 members[tuple(row[c] for c in grain.remainder[1])].append(len(pop.cells))
@@ -318,6 +355,9 @@ def build_populations(tables: Tables, grains: list[Grain], shares: list[ShareOf]
     for change in changes:
         if change.table in tables:
             _add_change_bounds(populations, tables[change.table], change, where)
+    for flow in flows or []:
+        if flow.table in tables:
+            _add_backlog_flows(populations, tables, flow, where)
     return populations
 
 
@@ -437,6 +477,52 @@ def _add_change_bounds(populations: dict[str, Population], rows: list[dict[str, 
                                       -math.inf, 0.0, why))
 
 
+def _add_backlog_flows(populations: dict[str, Population], tables: Tables, flow: BacklogFlow,
+                       where: dict[tuple[str, str, int], tuple[str, int]]) -> None:
+    """The stock-and-flow inequalities of BacklogFlow between every two dates of the table."""
+    by_date: dict[date, list[tuple[int, int, int | None]]] = defaultdict(list)
+    name = None
+    for number, row in enumerate(tables[flow.table]):
+        found = where.get((flow.table, flow.count, number))
+        if found is not None:
+            name, cell = found
+            by_date[row[flow.date]].append((cell, row[flow.min_age], row[flow.max_age]))
+    if name is None:
+        return
+    pop = populations[name]
+    intake = {row[flow.week]: row[flow.intake] for row in tables.get(flow.intake_table, [])}
+    dates = sorted(by_date)
+    for a, d in enumerate(dates):
+        for b in range(a + 1, len(dates)):
+            later_date = dates[b]
+            gap = (later_date - d).days
+            if gap > flow.max_gap:
+                break
+            for t in sorted({least for _, least, _ in by_date[later_date]}):
+                terms = {c: 1.0 for c, least, _ in by_date[later_date] if least >= t}
+                if t >= gap:
+                    earlier = [c for c, _, most in by_date[d] if most is None or most >= t - gap]
+                    bound, via = 0.0, f"aged {t - gap}+ then"
+                elif b == a + 1:
+                    weeks = [d + timedelta(days=1 + 7 * i) for i in range((gap + 6) // 7)]
+                    received = [intake.get(w) for w in weeks]
+                    if any(n is None for n in received):
+                        continue  # a week not published (or d not a Sunday): no bound
+                    earlier = [c for c, _, _ in by_date[d]]
+                    bound = float(sum(received))
+                    via = f"or received since: {flow.intake_table} {bound:g}"
+                else:
+                    continue
+                for c in earlier:
+                    terms[c] = terms.get(c, 0.0) - 1.0
+                if all(pop.cells[c].value is not None for c in terms):
+                    continue
+                pop.relations.append(Relation(
+                    terms, -math.inf, bound,
+                    f"{flow.table}: a case open {t}+ days at {later_date} was open at {d}"
+                    f" ({via})"))
+
+
 # --- the attacks --------------------------------------------------------------------------------
 
 @dataclass
@@ -448,7 +534,9 @@ class Finding:
 
     def __str__(self) -> str:
         lo, hi = self.interval
-        got = f"= {lo:g}" if hi - lo < 1e-6 else f"in [{lo:g}, {hi:g}] (fewer than {K} values)"
+        got = f"= {lo:g}" if hi - lo < 1e-6 else (
+            f"in [{lo:g}, {hi:g}] (fewer than {K} values)" if self.cell.cap is None else
+            f"in [{lo:g}, {hi:g}] (withheld alone says {self.cell.floor}..{self.cell.cap})")
         return (f"{self.cell.source}: withheld {self.cell.label} recovered by {self.how}: {got}"
                 f"\n      via " + "\n          ".join(self.relations[:4]))
 
@@ -557,7 +645,7 @@ class Reduced:
 
 
 def reduce_system(matrix: sparse.csr_matrix, lo: np.ndarray, hi: np.ndarray,
-                  floors: np.ndarray) -> Reduced:
+                  floors: np.ndarray, caps: np.ndarray | None = None) -> Reduced:
     n = matrix.shape[1]
     parent, sign, offset = list(range(n)), [1.0] * n, [0.0] * n
 
@@ -589,11 +677,14 @@ def reduce_system(matrix: sparse.csr_matrix, lo: np.ndarray, hi: np.ndarray,
     offset_ = np.array([o for _, _, o in found])
     bounds_lo = np.full(len(roots), -np.inf)
     bounds_hi = np.full(len(roots), np.inf)
-    for j in range(n):  # sign * root + offset >= floor
+    caps = np.full(n, np.inf) if caps is None else caps
+    for j in range(n):  # floor <= sign * root + offset <= cap
         if sign_[j] > 0:
             bounds_lo[root[j]] = max(bounds_lo[root[j]], floors[j] - offset_[j])
+            bounds_hi[root[j]] = min(bounds_hi[root[j]], caps[j] - offset_[j])
         else:
             bounds_hi[root[j]] = min(bounds_hi[root[j]], offset_[j] - floors[j])
+            bounds_lo[root[j]] = max(bounds_lo[root[j]], offset_[j] - caps[j])
     coo = matrix[kept].tocoo()
     constant = np.zeros(len(kept))
     np.add.at(constant, coo.row, coo.data * offset_[coo.col])
@@ -686,6 +777,9 @@ def attack_population(pop: Population) -> dict[int, Finding]:
     cells = [[system.unknowns[j] for j in members] for members in merged]
     floors = np.array([sum(pop.cells[i].floor for i in members) for members in cells],
                       dtype=float)
+    caps = np.array([sum(pop.cells[i].cap for i in members)
+                     if all(pop.cells[i].cap is not None for i in members) else np.inf
+                     for members in cells], dtype=float)
     reasons = defaultdict(list)
     for terms, _lo, _hi, why in system.rows:
         for j in terms:
@@ -699,7 +793,7 @@ def attack_population(pop: Population) -> dict[int, Finding]:
             value = round(float(solution[k]), 6)
             findings[i] = Finding(pop.cells[i], "linear algebra (null space of the equations)",
                                   (value, value), reasons[merged[k][0]])
-    reduced = reduce_system(matrix, lo, hi, floors)
+    reduced = reduce_system(matrix, lo, hi, floors, caps)
 
     def interval(k: int, root_lo: float, root_hi: float) -> tuple[float, float]:
         a = reduced.sign[k] * root_lo + reduced.offset[k]
@@ -712,17 +806,32 @@ def attack_population(pop: Population) -> dict[int, Finding]:
         least, most = interval(k, root_lo, root_hi)
         return most - least if len(cells[k]) == 1 else most - floors[k]
 
+    def capped_range(k: int, i: int, root_lo: float, root_hi: float) -> tuple[float, float]:
+        # a cell of a capped class: what the class's interval leaves it, the others anywhere
+        # between their floors and caps
+        least, most = interval(k, root_lo, root_hi)
+        cell = pop.cells[i]
+        return (max(cell.floor, least - (caps[k] - cell.cap)),
+                min(cell.cap, most - (floors[k] - cell.floor)))
+
+    def class_narrow(k: int, root_lo: float, root_hi: float) -> bool:
+        if not np.isfinite(caps[k]):
+            return not (cell_width(k, root_lo, root_hi) >= K)
+        # withheld says floor..cap: any bound inside that is learnt
+        return any(least > pop.cells[i].floor + 1e-6 or most < pop.cells[i].cap - 1e-6
+                   for i in cells[k]
+                   for least, most in [capped_range(k, i, root_lo, root_hi)])
+
     members = defaultdict(list)
     for k in range(len(merged)):
         members[reduced.root[k]].append(k)
 
     def narrow(r: int, root_lo: float, root_hi: float) -> bool:
-        return root_lo > root_hi or any(not (cell_width(k, root_lo, root_hi) >= K)
-                                        for k in members[r])
+        return root_lo > root_hi or any(class_narrow(k, root_lo, root_hi) for k in members[r])
 
     for r, (root_lo, root_hi) in lp_bounds(reduced, narrow).items():
         for k in members[r]:
-            if cell_width(k, root_lo, root_hi) >= K:
+            if not class_narrow(k, root_lo, root_hi):
                 continue
             least, most = interval(k, root_lo, root_hi)
             for i in cells[k]:
@@ -731,7 +840,8 @@ def attack_population(pop: Population) -> dict[int, Finding]:
                 cell_floor = pop.cells[i].floor
                 findings[i] = Finding(
                     pop.cells[i], "linear programming bounds",
-                    (least, most) if len(cells[k]) == 1
+                    capped_range(k, i, root_lo, root_hi) if np.isfinite(caps[k])
+                    else (least, most) if len(cells[k]) == 1
                     else (cell_floor, most - floors[k] + cell_floor),
                     reasons[merged[k][0]])
     return findings
@@ -835,7 +945,7 @@ def test_no_percentage_change_on_a_small_or_withheld_base(published):
 def test_no_withheld_count_can_be_recovered(published):
     """The attacker, on the real published layer: no withheld cell is recovered exactly, or
     narrowed to fewer than k values, by subtraction, linear algebra or linear programming."""
-    populations = build_populations(published, GRAINS, SHARES, CHANGES)
+    populations = build_populations(published, GRAINS, SHARES, CHANGES, BACKLOG_FLOWS)
     withheld = sum(1 for _ in withheld_cells(populations))
     relations = sum(len(p.relations) for p in populations.values())
     assert withheld > 1000 and relations > 1000, (withheld, relations)
@@ -1133,6 +1243,203 @@ def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
                 and all(p in f.cell.label for p in parts)]
         assert hits, (f"the attacker missed the probe in {table} at {parts}; it found:\n"
                       f"{report(findings)}")
+
+
+# --- the backlog's stock and flow ---------------------------------------------------------------
+
+CANARY_BACKLOG_GRAINS = [Grain("canary_backlog", "canary backlog", "open_cases",
+                               lambda r: (r["as_of_date"], r["as_of_date"] + timedelta(days=1)),
+                               dims={"age_bucket": "age_bucket"}, floor=0, cap=K - 1)]
+CANARY_BACKLOG_FLOWS = [BacklogFlow("canary_backlog", "as_of_date", "open_cases",
+                                    "min_age_days", "max_age_days", "canary_backlog_weekly",
+                                    "week_start", "intake")]
+_BANDS = [(row["age_bucket"], int(row["bucket_order"]), int(row["min_days"]),
+           int(row["max_days"]) if row["max_days"] else None)
+          for row in csv.DictReader((DBT / "seeds" / "ref_backlog_age_buckets.csv").open())]
+
+
+def _create_backlog(admin: psycopg.Connection, schema: str, rows: Iterable[tuple]) -> None:
+    admin.execute(sql.SQL(
+        "create table {}.canary_backlog (as_of_date date, age_bucket text, min_age_days int,"
+        " max_age_days int, open_cases bigint)").format(sql.Identifier(schema)))
+    with admin.cursor() as cur:
+        cur.executemany(sql.SQL("insert into {}.canary_backlog values (%s, %s, %s, %s, %s)")
+                        .format(sql.Identifier(schema)), list(rows))
+
+
+def test_the_attacker_breaks_a_backlog_with_primary_suppression_only(pipeline_done,
+                                                                      scratch_schema):
+    """Planted, primary suppression only (withheld: below k). 3 to 10 March: over 90 days goes
+    from 40 to 48 while 31-90 days of the 3rd is withheld - the 8 new ones were 31-90 days old
+    a week before, so that cell is 8 or 9. 10 to 17 March, through the total and the newly
+    received: 138 cases open on the 10th and 12 received in the week leave room for 5 at most
+    beside the 145 published on the 17th, so 0-2 days there (withheld) is 0 to 5, not 0 to 9.
+    (rpt_case_backlog withholds no band of a date: test_the_backlog_withholds_nothing_within_a_date,
+    and the attacker on it, test_no_withheld_count_can_be_recovered.)"""
+    admin, schema = scratch_schema
+    counts = {date(2024, 3, 3): [20, 25, 30, None, 40],  # Sundays
+              date(2024, 3, 10): [20, 25, 30, 15, 48],
+              date(2024, 3, 17): [None, 22, 50, 28, 45]}
+    _create_backlog(admin, schema, [(d, label, least, most, n)
+                                    for d, ns in counts.items()
+                                    for (label, _, least, most), n in zip(_BANDS, ns,
+                                                                          strict=True)])
+    admin.execute(sql.SQL("create table {}.canary_backlog_weekly (week_start date, intake int)")
+                  .format(sql.Identifier(schema)))
+    admin.execute(sql.SQL("insert into {}.canary_backlog_weekly values ('2024-03-04', 50),"
+                          " ('2024-03-11', 12)").format(sql.Identifier(schema)))
+    tables = _read_as_viewer(pipeline_done, admin, schema)
+    found = _found(attack(build_populations(tables, CANARY_BACKLOG_GRAINS, [], [],
+                                            CANARY_BACKLOG_FLOWS)))
+    for day, band, interval in (("2024-03-03", "31-90 days", (8, 9)),
+                                ("2024-03-17", "0-2 days", (0, 5))):
+        key = ("canary_backlog", f"open_cases at as_of_date={day}, age_bucket={band}")
+        assert key in found, f"the attacker missed {day} {band}; it found:\n{found}"
+        assert found[key].interval == pytest.approx(interval), found[key]
+
+
+def test_the_backlog_withholds_nothing_within_a_date(published):
+    """The rule that makes the flows harmless, checked on what is published: every date's bands
+    cover every age once, each published band holds k or more, and a date is withheld only as
+    a whole (one row, 'all ages')."""
+    by_date: dict[date, list[dict[str, Any]]] = defaultdict(list)
+    for row in published["rpt_case_backlog"]:
+        by_date[row["as_of_date"]].append(row)
+    assert by_date
+    for day, rows in by_date.items():
+        rows.sort(key=lambda r: r["min_age_days"])
+        assert rows[0]["min_age_days"] == 0 and rows[-1]["max_age_days"] is None, (day, rows)
+        for younger, older in zip(rows, rows[1:], strict=False):
+            assert younger["max_age_days"] + 1 == older["min_age_days"], (day, rows)
+        withheld = [r for r in rows if r["open_cases"] is None]
+        assert not withheld or len(rows) == 1, (day, rows)
+
+
+# --- zeros and row existence -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeclaredGrid:
+    """A table that publishes every cell of a declared grid (README, privacy model): one row
+    for every combination of its key columns' domains - a zero withheld like any small count.
+    The domains are public (the reference lists in dbt/seeds, the periods from the first to the
+    last the table publishes), so where a table has rows only where there are cases, an absent
+    combination is an exact 0 learnt, and a withheld row "at least one". ``domains``: columns ->
+    the value tuples they take (columns that vary together, such as breakdown and code, share
+    one entry); ``scope``: columns fixed for the whole table (the values it publishes)."""
+
+    table: str
+    domains: dict[tuple[str, ...], Callable[[list[dict[str, Any]]], set[tuple]]]
+    scope: tuple[str, ...] = ()
+    rows: Callable[[dict[str, Any]], bool] = lambda row: True
+
+
+def seed_codes(seed: str, column: str) -> Callable[[list[dict[str, Any]]], set[tuple]]:
+    with (DBT / "seeds" / f"{seed}.csv").open() as f:
+        codes = {(row[column],) for row in csv.DictReader(f)}
+    return lambda rows: codes
+
+
+def every_period(column: str, step: str) -> Callable[[list[dict[str, Any]]], set[tuple]]:
+    """Every period from the first to the last the table publishes (years, weeks, months)."""
+    def domain(rows: list[dict[str, Any]]) -> set[tuple]:
+        seen = [row[column] for row in rows]
+        if not seen:
+            return set()
+        first, last = min(seen), max(seen)
+        if step == "year":
+            return {(y,) for y in range(first, last + 1)}
+        if step == "week":
+            return {(first + timedelta(days=7 * i),) for i in range((last - first).days // 7 + 1)}
+        months, d = set(), first
+        while d <= last:
+            months.add((d,))
+            d = month_span(d)[1]
+        return months
+    return domain
+
+
+def absent_rows(tables: Tables, grids: list[DeclaredGrid]) -> list[str]:
+    """Every combination of a declared grid the table has no row for: each says 0."""
+    out = []
+    for grid in grids:
+        rows = [row for row in tables.get(grid.table, []) if grid.rows(row)]
+        keys = list(grid.domains)
+        columns = [c for key in keys for c in key]
+        present = {tuple(row[c] for c in (*grid.scope, *columns)) for row in rows}
+        for fixed in sorted({tuple(row[c] for c in grid.scope) for row in rows}, key=str):
+            combos: list[tuple] = [()]
+            for key in keys:
+                combos = [c + v for c in combos for v in grid.domains[key](rows)]
+            for combo in combos:
+                if fixed + combo not in present:
+                    out.append(f"{grid.table}: no row for "
+                               + ", ".join(f"{c}={v}" for c, v in
+                                           zip((*grid.scope, *columns), fixed + combo,
+                                               strict=True))
+                               + ": 0 cases, learnt")
+    return out
+
+
+REGIONS = seed_codes("ref_countries", "region")
+CHANNELS = seed_codes("ref_channels", "channel_code")
+GRIDS = [
+    DeclaredGrid("rpt_case_handling_weekly", {("week_start",): every_period("week_start", "week")}),
+    DeclaredGrid("rpt_enticement_change_2019_2020", {
+        ("breakdown", "code"): lambda rows: (
+            {("channel", c) for (c,) in CHANNELS(rows)}
+            | {("grooming_stage", c) for (c,) in seed_codes("ref_grooming_stages",
+                                                             "stage_code")(rows)})},
+        scope=("is_synthetic",)),
+    DeclaredGrid("rpt_stage_by_channel_yearly", {
+        ("year",): every_period("year", "year"), ("region",): REGIONS,
+        ("channel_code",): CHANNELS,
+        ("grooming_stage_code",): seed_codes("ref_grooming_stages", "stage_code")},
+        scope=("is_synthetic",)),
+    DeclaredGrid("rpt_exploitation_types_yearly", {
+        ("year",): every_period("year", "year"), ("region",): REGIONS,
+        ("channel_code",): CHANNELS,
+        ("exploitation_type_code",): seed_codes("ref_exploitation_types",
+                                                "exploitation_type_code")},
+        scope=("is_synthetic",)),
+]
+
+
+def test_no_absent_row_says_zero(published):
+    """Row existence, on the real published layer: every table declared a grid has a row for
+    every cell of it, so zero looks like any other small count (withheld). (The backlog's bands
+    cover every age at every date: test_the_backlog_withholds_nothing_within_a_date.)"""
+    found = absent_rows(published, GRIDS)
+    assert not found, f"{len(found)} absent rows:\n" + "\n".join(found[:15])
+
+
+def test_the_attacker_learns_zeros_from_absent_rows(pipeline_done, scratch_schema):
+    """Planted: a small country's month and channel with rows only where there are cases -
+    the attacker must learn the absent one's exact 0; the same table as a full grid, zeros
+    withheld like small counts, gives nothing away."""
+    admin, schema = scratch_schema
+    s = sql.Identifier(schema)
+    counts = {("2024-01-01", "gaming"): None, ("2024-01-01", "messaging"): 25,
+              ("2024-02-01", "messaging"): 31}  # FR, 2024-02 gaming: no case, no row
+    admin.execute(sql.SQL("create table {}.canary_sparse (period_start date, country_code text,"
+                          " channel_code text, cases int)").format(s))
+    admin.execute(sql.SQL("create table {}.canary_grid (period_start date, country_code text,"
+                          " channel_code text, cases int)").format(s))
+    with admin.cursor() as cur:
+        for (month, channel), n in counts.items():
+            cur.execute(sql.SQL("insert into {}.canary_sparse values (%s, 'FR', %s, %s)")
+                        .format(s), [month, channel, n])
+        for month in ("2024-01-01", "2024-02-01"):
+            for channel in ("gaming", "messaging"):
+                cur.execute(sql.SQL("insert into {}.canary_grid values (%s, 'FR', %s, %s)")
+                            .format(s), [month, channel, counts.get((month, channel))])
+    tables = _read_as_viewer(pipeline_done, admin, schema)
+    domains = {("period_start",): every_period("period_start", "month"),
+               ("country_code",): lambda rows: {("FR",)},
+               ("channel_code",): lambda rows: {("gaming",), ("messaging",)}}
+    found = absent_rows(tables, [DeclaredGrid("canary_sparse", domains)])
+    assert found == ["canary_sparse: no row for period_start=2024-02-01, country_code=FR,"
+                     " channel_code=gaming: 0 cases, learnt"], found
+    assert absent_rows(tables, [DeclaredGrid("canary_grid", domains)]) == []
 
 
 # --- two shares over one base ---------------------------------------------------------------

@@ -41,7 +41,23 @@
       case-form pairs (a hotline case once per form): online enticement 2019/2020 by channel and
         by stage, both breakdowns of the same yearly total (rpt_enticement_change_2019_2020); below
         each channel count its regions (rpt_exploitation_types_yearly).
-      open cases (rpt_case_backlog): no total of a date is published, primary suppression only.
+      open cases (rpt_case_backlog): rule 4 below, nothing withheld within a date.
+    4. Stock and flow. A case open over 90 days at d + 7 was open over 83 days at d (a closed
+       case stays closed), and one younger than 7 days was received since: the dates of the
+       backlog bound each other's bands, through the weekly intake too, so a band withheld at
+       one date can be pinned by the next (over 90 days going from 40 to 48 puts 31-90 days a
+       week before at 8 or 9). The backlog is published coarser instead of withheld: from the
+       oldest band, a band below k is merged with the next younger one until it holds k or
+       more (rpt_case_backlog); only a date with fewer than k open cases in all is withheld, as
+       one row.
+    5. Zeros and row existence. Where rows exist only where there are cases, an absent row
+       publishes an exact 0 and a withheld one "at least one". A breakdown of case data is
+       published as a declared grid instead: a row for every period from the first to the last
+       and every code of its dimensions (the reference lists), a zero withheld like any small
+       count (declared_grid below). Tables on this rule: rpt_case_handling_weekly,
+       rpt_stage_by_channel_yearly, rpt_exploitation_types_yearly,
+       rpt_enticement_change_2019_2020, and rpt_case_backlog (its bands cover every age).
+       Not yet: rpt_cases_monthly and rpt_case_outcomes_monthly (rows only where cases are).
     tests/test_disclosure.py attacks the published tables as the viewer role with these and every
     other linear relation between them (subtraction, linear algebra, linear-programming bounds). -#}
 
@@ -197,4 +213,13 @@
 {%- set columns = ['publisher', 'series', 'category_code', 'country_code', 'region',
                    'age_group', 'sex', 'channel_code', 'period_type', 'period_start'] -%}
 {%- for c in columns %}{{ prefix }}{{ c }}{% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}
+
+
+{#- Rule 5: the declared grid of a breakdown, every combination of its domains (CTEs of one row
+    per value, with distinct column names): left join the counts to it and count a missing one
+    as 0, so that zero is withheld like any small count and no row's absence says anything. -#}
+{% macro declared_grid(domains) -%}
+    select *
+    from {{ domains | join(' cross join ') }}
 {%- endmacro %}

@@ -4,11 +4,45 @@
 -- counts, or the cases it leaves out, are below the threshold (published_share), and the 72 h
 -- share where the cases referred between 24 and 72 hours are (published_outer_share).
 -- The weeks add up to the hotline total of rpt_headline_figures: a withheld week takes the
--- next smallest with it (complementary suppression, macros/publication.sql).
+-- next smallest with it (complementary suppression, macros/publication.sql). Every week from the
+-- first to the last has a row: a week without cases is withheld like a small one (rule 5).
 with
 
-weekly as (
+weekly_counts as (
     select * from {{ ref('fct_case_handling_weekly') }}
+),
+
+grid_weeks as (
+    select generate_series(min(week_start), max(week_start), interval '1 week')::date
+        as week_start
+    from weekly_counts
+),
+
+dataset as (
+    select bool_or(is_synthetic) as is_synthetic from weekly_counts
+),
+
+grid as (
+    {{ declared_grid(['grid_weeks']) }}
+),
+
+weekly as (
+    select
+        grid.week_start,
+        coalesce(weekly_counts.intake_count, 0) as intake_count,
+        coalesce(weekly_counts.triaged_count, 0) as triaged_count,
+        weekly_counts.median_hours_to_triage,
+        weekly_counts.p90_hours_to_triage,
+        coalesce(weekly_counts.referred_count, 0) as referred_count,
+        weekly_counts.median_hours_to_referral,
+        weekly_counts.p90_hours_to_referral,
+        coalesce(weekly_counts.actionable_count, 0) as actionable_count,
+        coalesce(weekly_counts.referred_within_24h_count, 0) as referred_within_24h_count,
+        coalesce(weekly_counts.referred_within_72h_count, 0) as referred_within_72h_count,
+        coalesce(weekly_counts.is_synthetic, dataset.is_synthetic) as is_synthetic
+    from grid
+    cross join dataset
+    left join weekly_counts on grid.week_start = weekly_counts.week_start
 ),
 
 cells as (

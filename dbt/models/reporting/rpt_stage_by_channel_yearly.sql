@@ -7,10 +7,16 @@
 -- region and channel (int_case_groups_withheld). Where those cannot be protected (too few
 -- cases beyond one per published row), the total must not be given away: every stage of the
 -- channel, year and region is withheld, shares included.
+-- Every cell of the year x region x channel x stage grid has a row, zeros withheld like small
+-- counts (macros/publication.sql, rule 5).
 with
 
-distribution as (
+distribution_counts as (
     select * from {{ ref('fct_stage_distribution_by_channel') }}
+),
+
+countries as (
+    select * from {{ ref('dim_countries') }}
 ),
 
 channels as (
@@ -23,6 +29,50 @@ stages as (
 
 case_groups as (
     select * from {{ ref('int_case_groups_withheld') }}
+),
+
+grid_years as (
+    select generate_series(min(year), max(year)) as year from distribution_counts
+),
+
+grid_regions as (
+    select distinct region from countries
+),
+
+grid_channels as (
+    select channel_code from channels
+),
+
+grid_stages as (
+    select grooming_stage_code from stages
+),
+
+grid_flags as (
+    select distinct is_synthetic from distribution_counts
+),
+
+grid as (
+    {{ declared_grid(['grid_years', 'grid_regions', 'grid_channels', 'grid_stages',
+                      'grid_flags']) }}
+),
+
+distribution as (
+    select
+        grid.year,
+        make_date(grid.year, 1, 1) as year_start,
+        grid.region,
+        grid.channel_code,
+        grid.grooming_stage_code,
+        grid.is_synthetic,
+        coalesce(distribution_counts.case_count, 0)::bigint as case_count,
+        distribution_counts.share_of_channel_pct
+    from grid
+    left join distribution_counts
+        on grid.year = distribution_counts.year
+        and grid.region = distribution_counts.region
+        and grid.channel_code = distribution_counts.channel_code
+        and grid.grooming_stage_code = distribution_counts.grooming_stage_code
+        and grid.is_synthetic = distribution_counts.is_synthetic
 ),
 
 unprotected_channel_years as (

@@ -1,6 +1,7 @@
 -- Online-enticement cases in 2019 and 2020 in our data, by channel and by grooming stage:
 -- our counterpart of NCMEC's published +97.5%. Hotline cases and partner aggregates together
--- (a hotline case counts once: it has the form online_enticement or not).
+-- (a hotline case counts once: it has the form online_enticement or not). Every channel and
+-- stage has a row, zeros too: a declared grid (macros/publication.sql, rule 5).
 with
 
 counts as (
@@ -22,17 +23,24 @@ enticement as (
         and year in (2019, 2020)
 ),
 
+flags as (
+    select distinct is_synthetic from counts
+),
+
 by_channel as (
     select
         'channel' as breakdown,
         channels.channel_code as code,
         channels.channel_name as name,
         channels.channel_order as sort_order,
-        enticement.is_synthetic,
+        flags.is_synthetic,
         coalesce(sum(enticement.case_count) filter (where enticement.year = 2019), 0) as cases_2019,
         coalesce(sum(enticement.case_count) filter (where enticement.year = 2020), 0) as cases_2020
-    from enticement
-    inner join channels on enticement.channel_code = channels.channel_code
+    from channels
+    cross join flags
+    left join enticement
+        on channels.channel_code = enticement.channel_code
+        and flags.is_synthetic = enticement.is_synthetic
     group by 1, 2, 3, 4, 5
 ),
 
@@ -42,11 +50,14 @@ by_stage as (
         stages.grooming_stage_code as code,
         stages.grooming_stage_name as name,
         stages.stage_order as sort_order,
-        enticement.is_synthetic,
+        flags.is_synthetic,
         coalesce(sum(enticement.case_count) filter (where enticement.year = 2019), 0) as cases_2019,
         coalesce(sum(enticement.case_count) filter (where enticement.year = 2020), 0) as cases_2020
-    from enticement
-    inner join stages on enticement.grooming_stage_code = stages.grooming_stage_code
+    from stages
+    cross join flags
+    left join enticement
+        on stages.grooming_stage_code = enticement.grooming_stage_code
+        and flags.is_synthetic = enticement.is_synthetic
     group by 1, 2, 3, 4, 5
 ),
 
