@@ -278,13 +278,19 @@ def gx_sync() -> None:
 
 @main.command("transform")
 @click.option("--select", default=None, help="dbt selection (default: everything).")
-@click.option("--release/--no-release", "then_release", default=True, show_default=True,
-              help="Make a release of what was built (as the transform DAG does).")
-def transform(select: str | None, then_release: bool) -> None:
-    """Run `dbt build` as the transformer role (into the release candidate), then release."""
+@click.option("--release/--no-release", "then_release", default=None,
+              help="Make a release of what was built, as the transform DAG does "
+                   "(default: release after a full build, not after a --select).")
+def transform(select: str | None, then_release: bool | None) -> None:
+    """Run `dbt build` as the transformer role (into the release candidate), then release.
+
+    A partial build (--select) may leave the candidate without the published models, so it
+    releases only when asked to with --release."""
     from safeguard.release import ReleaseFailed, release
     from safeguard.transform import DbtFailed, build
 
+    if then_release is None:
+        then_release = select is None
     try:
         build(settings(), select)
         if then_release:
