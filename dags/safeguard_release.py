@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from safeguard.assets import published_asset
 from safeguard.dag_ids import RELEASE_DAG
 from safeguard.notify import task_failed, task_retrying
 
@@ -24,7 +25,7 @@ from safeguard.notify import task_failed, task_retrying
                   "on_failure_callback": task_failed, "on_retry_callback": task_retrying},
 )
 def safeguard_release():
-    @task
+    @task(outlets=[published_asset()])
     def release(dag_run=None) -> None:
         """A release of the candidate dbt built last, with the embargo counted to the day the
         run was due; nothing new, no release."""

@@ -14,7 +14,7 @@ from functools import reduce
 
 from airflow.sdk import dag, task
 
-from safeguard.assets import raw_asset
+from safeguard.assets import published_asset, raw_asset
 from safeguard.config import settings
 from safeguard.contracts import all_contracts
 from safeguard.dag_ids import TRANSFORM_DAG
@@ -46,7 +46,7 @@ def safeguard_transform():
         uris = [getattr(asset, "uri", str(asset)) for asset in (triggering_asset_events or {})]
         run(selection_for(uris))
 
-    @task
+    @task(outlets=[published_asset()])
     def release(dag_run=None) -> None:
         """Publish what dbt built: a new numbered release of the reporting tables, with the
         embargo counted to the day this run was due (safeguard.release: embargo and gate)."""

@@ -52,6 +52,21 @@ def test_transform_is_scheduled_by_the_raw_assets(dagbag):
     assert uris(dag.timetable.asset_condition) == outlets
 
 
+def test_the_fact_sheet_follows_every_release_and_only_a_release(dagbag):
+    """The release tasks (after dbt, and daily) update the published tables' Asset, and the
+    fact sheet DAG is scheduled on it; a release with nothing new ends skipped, which updates
+    no Asset (safeguard.tasks.release)."""
+    from safeguard.assets import published_asset
+    from safeguard.dag_ids import FACTSHEET_DAG, RELEASE_DAG, TRANSFORM_DAG
+
+    published = published_asset().uri
+    writers = {(dag_id, t.task_id) for dag_id, d in dagbag.dags.items() for t in d.tasks
+               if published in {o.uri for o in t.outlets}}
+    assert writers == {(TRANSFORM_DAG, "release"), (RELEASE_DAG, "release")}
+    condition = dagbag.dags[FACTSHEET_DAG].timetable.asset_condition
+    assert getattr(condition, "uri", None) == published
+
+
 def test_a_load_rebuilds_only_the_models_downstream_of_its_table(sg_settings):
     """The transform run triggered by a legislation load selects the legislation models and
     what they need (and the seeds), not the hotline-only ones: dbt resolves the selection."""

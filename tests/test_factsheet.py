@@ -204,3 +204,33 @@ def test_pages_as_png_for_a_person(factsheet, tmp_path):
     assert pages and all(p.stat().st_size > 10_000 for p in pages)
     print(f"\nthe fact sheet's pages, to look at: {tmp_path}/factsheet-page-*.png "
           f"({len(pages)} pages; the PDF: {factsheet['pdf']})")
+
+
+def test_the_pipeline_writes_the_fact_sheet_after_its_release(pipeline_done,
+                                                              pipeline_run_output, poppler):
+    """`make run` (and, on the published tables' Asset, the scheduler) runs the fact sheet
+    DAG after the release: its run succeeded, the PDF it wrote into the reports folder is
+    newer than the last release, holds the headline and is the one the run's output names."""
+    from safeguard.dag_ids import FACTSHEET_DAG
+
+    s = pipeline_done
+    with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
+        state, started, ended = conn.execute(
+            "select state, start_date, end_date from dag_run where dag_id = %s "
+            "order by end_date desc nulls last limit 1", [FACTSHEET_DAG]).fetchone()
+    assert state == "success"
+    sheets = sorted(s.reports_dir.glob("factsheet-grooming-*.pdf"))
+    assert sheets, f"nothing in {s.reports_dir}"
+    pdf = sheets[-1]
+    assert f"fact sheet: {pdf}" in pipeline_run_output.stdout
+    assert pdf.stat().st_mtime <= ended.timestamp() + 1
+    with psycopg.connect(s.admin_url(s.warehouse_db)) as conn:
+        # the release it followed (later tests may release again, through the CLI)
+        release_no, released = conn.execute(
+            "select release_no, released_at from ops.releases where released_at <= %s "
+            "order by release_no desc limit 1", [started]).fetchone()
+    assert pdf.stat().st_mtime >= released.timestamp()
+    text = " ".join(pdf_text(pdf).split())
+    assert "+97.5%" in text
+    # the hotline figures' footnote names the release they were published in
+    assert f"Published in release {release_no} (as of" in text

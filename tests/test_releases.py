@@ -192,7 +192,7 @@ def two_releases(pipeline_done, tmp_path_factory) -> Iterator[dict]:
     kept as it is (the plain rebuild 'before'). Day 2: the delivery, dbt, a release as of day 2.
     Afterwards: the delivery's batches and the test's releases removed, the candidate rebuilt
     and reporting put back to the pipeline's release, for the tests that follow."""
-    from safeguard.release import _publish_table, release
+    from safeguard.release import _publish_release_info, _publish_table, release
     from safeguard.transform import build, selection_for
 
     s = pipeline_done
@@ -242,6 +242,9 @@ def two_releases(pipeline_done, tmp_path_factory) -> Iterator[dict]:
             for (t,) in conn.execute("select distinct table_name from releases.release_rows"
                                      " where release_no = %s", [first_no]).fetchall():
                 _publish_table(conn, t, first_no)
+            as_of, embargo = conn.execute("select as_of_date, embargo_days from ops.releases"
+                                          " where release_no = %s", [first_no]).fetchone()
+            _publish_release_info(conn, first_no, as_of, embargo)
 
 
 def test_two_releases_a_day_apart_give_the_attacker_nothing(pipeline_done, two_releases):
@@ -329,6 +332,10 @@ def test_reporting_is_a_release_and_pipeline_health_lists_it(pipeline_done):
         published = read_tables(admin, "reporting")
         listed = admin.execute("select table_name, rows_published_count from marts.fct_releases"
                                " where is_latest").fetchall()
+    # the published tables say which release they are, for citing (the fact sheet does)
+    with psycopg.connect(s.url("viewer")) as viewer:
+        info = viewer.execute("select release_no from reporting.release_info").fetchall()
+    assert info == [(latest,)]
     for table, rows in released.items():
         key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
         assert sorted(map(key, published[table])) == sorted(map(key, rows)), table

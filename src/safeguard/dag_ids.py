@@ -10,3 +10,6 @@ RELEASE_DAG = "safeguard_release"
 def ingest_dag_id(contract_name: str) -> str:
     """One ingest DAG per source contract (dags/safeguard_ingest.py)."""
     return f"ingest__{contract_name}"
+
+#: the fact sheet, written again after each release (dags/safeguard_factsheet.py)
+FACTSHEET_DAG = "safeguard_factsheet"

@@ -54,6 +54,8 @@ class Published:
     stages: list[dict[str, Any]]  # per year, channel and stage: sums of published cells
     enticement_by_channel: list[dict[str, Any]]
     deliveries: list[dict[str, Any]]
+    # the release these rows are (reporting.release_info: its number and as-of date)
+    release: list[dict[str, Any]] = field(default_factory=list)
 
 
 _QUERIES = {
@@ -102,6 +104,7 @@ _QUERIES = {
         select batch_id, source_name, source_kind, file_name, file_sha256_prefix,
                loaded_date, is_synthetic
         from reporting.rpt_source_deliveries order by source_kind, loaded_date, batch_id""",
+    "release": "select release_no, as_of_date from reporting.release_info",
 }
 
 
@@ -184,7 +187,7 @@ def _contracts_meta(s: Settings) -> dict[str, dict[str, Any]]:
 
 
 def _delivery_note(deliveries: list[dict[str, Any]], contracts: dict[str, dict[str, Any]],
-                   kinds: tuple[str, ...]) -> str:
+                   kinds: tuple[str, ...], release: list[dict[str, Any]] = ()) -> str:
     """The deliveries a hotline figure stands on, in words a reader can check a file against."""
     parts = []
     synthetic = False
@@ -201,7 +204,9 @@ def _delivery_note(deliveries: list[dict[str, Any]], contracts: dict[str, dict[s
         return "Hotline data: no delivery is published yet."
     lead = ("SYNTHETIC sample data, generated for the demonstration: not real cases, do not "
             "cite. " if synthetic else "")
-    return lead + "; ".join(parts) + "."
+    released = "".join(f" Published in release {r['release_no']} (as of {r['as_of_date']})."
+                       for r in release[:1])
+    return lead + "; ".join(parts) + "." + released
 
 
 def _published_note(notes: Notes, row: dict[str, Any] | None, fallback: str) -> int:
@@ -252,7 +257,8 @@ def build(published: Published, *, theme: str = "grooming", year: int | None = N
         + f", published by {legislation_meta.get('publisher', 'ICMEC')}",
         legislation_meta.get("source_url"))
     hotline_note = notes.add(_delivery_note(published.deliveries, contracts,
-                                            ("case_extract", "partner_aggregates")))
+                                            ("case_extract", "partner_aggregates"),
+                                            published.release))
     withheld_note = notes.add(
         f"Withheld: fewer than {k} cases, or withheld with such a count so that it cannot be "
         "worked out from a total. Never a zero. Sums on this page add up published cells only.")
@@ -426,13 +432,18 @@ def print_pdf(html: Path, pdf: Path, timeout: int = 120) -> None:
 
 
 def write(context: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """Write ``factsheet-<theme>-<year>.html`` and ``.pdf`` into ``out``."""
+    """Write ``factsheet-<theme>-<year>.html`` and ``.pdf`` into ``out``: under temporary
+    names first, renamed when both are complete, so a reader (or a second writer: the DAG and
+    the CLI) never sees half a fact sheet, and a failed print leaves the previous one."""
     out.mkdir(parents=True, exist_ok=True)
     stem = f"factsheet-{context['theme']}-{context['year']}"
     html, pdf = out / f"{stem}.html", out / f"{stem}.pdf"
-    html.write_text(render_html(context), encoding="utf-8")
-    pdf.unlink(missing_ok=True)
-    print_pdf(html, pdf)
+    with tempfile.TemporaryDirectory(prefix=f".{stem}-", dir=out) as tmp:
+        new_html, new_pdf = Path(tmp) / html.name, Path(tmp) / pdf.name
+        new_html.write_text(render_html(context), encoding="utf-8")
+        print_pdf(new_html, new_pdf)
+        new_html.replace(html)
+        new_pdf.replace(pdf)
     return html, pdf
 
 
@@ -443,13 +454,3 @@ def make_factsheet(s: Settings, theme: str = "grooming", year: int | None = None
     context = build(published, theme=theme, year=year, contracts=_contracts_meta(s),
                     k=min_published_count(s))
     return write(context, out or s.reports_dir)
-
-
-def factsheet_line(s: Settings) -> str:
-    """The demo's line about the fact sheet: where it is, or why it is not (a fact sheet that
-    cannot be printed must not stop the demo)."""
-    try:
-        html, pdf = make_factsheet(s)
-    except FactSheetError as e:
-        return f"fact sheet not written: {e}"
-    return f"fact sheet: {pdf} (and {html.name})"

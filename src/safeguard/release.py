@@ -49,6 +49,8 @@ from safeguard.runs import run_by_default
 CANDIDATE = "publish_candidate"
 PUBLISHED = "reporting"
 GRAINS = {"day": "1 day", "week": "7 days", "month": "1 month", "year": "1 year"}
+#: reporting's one table that is not a dbt model: which release it is
+RELEASE_INFO = "release_info"
 #: serialises releases (pg_advisory_xact_lock key: "safeguard release")
 LOCK_KEY = 0x5AFE_0011
 
@@ -288,6 +290,23 @@ def _publish_table(conn: psycopg.Connection, table: str, release_no: int) -> Non
             t=target), [release_no, table])
 
 
+def _publish_release_info(conn: psycopg.Connection, release_no: int, as_of: date,
+                          embargo: int) -> None:
+    """reporting.release_info: which release the published tables are, one row, so that a
+    figure can be cited with its release (the fact sheet does). No count: nothing about the
+    cases, and the viewer reads it like any published table."""
+    info = sql.Identifier(PUBLISHED, RELEASE_INFO)
+    conn.execute(sql.SQL(
+        "create table if not exists {} (release_no int not null, as_of_date date not null, "
+        "embargo_days int not null)").format(info))
+    conn.execute(sql.SQL("comment on table {} is {}").format(info, sql.Literal(
+        "The release the published tables are (safeguard release): its number, the date its "
+        "embargo was counted to, and the embargo in days. One row.")))
+    conn.execute(sql.SQL("truncate {}").format(info))
+    conn.execute(sql.SQL("insert into {} values (%s, %s, %s)").format(info),
+                 [release_no, as_of, embargo])
+
+
 def release(settings: Settings, as_of: date | None = None, run_by: str | None = None,
             embargo_days: int | None = None, k: int | None = None) -> ReleaseResult:
     """Make the next release (see the module's docstring), as the transformer role.
@@ -345,6 +364,7 @@ def release(settings: Settings, as_of: date | None = None, run_by: str | None = 
                  c["groups_held"], c["groups_embargoed"], c["cells_changed"], c["cells_held"],
                  c["held_periods"] or None])
             _publish_table(conn, t, release_no)
+        _publish_release_info(conn, release_no, as_of, embargo)
         conn.commit()
     return ReleaseResult(release_no, previous_no, as_of, counts)
 

@@ -18,9 +18,8 @@ import psycopg
 from safeguard.airflow_env import airflow, airflow_env, airflow_exe, airflow_port, migrate
 from safeguard.config import Settings, env
 from safeguard.contracts import all_contracts
-from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
+from safeguard.dag_ids import FACTSHEET_DAG, TRANSFORM_DAG, ingest_dag_id
 from safeguard.db.bootstrap import bootstrap
-from safeguard.factsheet import factsheet_line
 from safeguard.transform import dbt_log_file
 from safeguard.watch import Following, RestStates, Watch, last_run_id, metadata_db_states
 
@@ -115,6 +114,13 @@ def run_once(s: Settings) -> None:
     if state != "success":
         raise PipelineFailed(f"{TRANSFORM_DAG} failed; see the task logs")
     print(headline(s))
+    # the scheduler runs it on the published tables' Asset; `dags test` has no scheduler
+    state = dags_test(s, FACTSHEET_DAG, watch=watch)
+    print(f"{FACTSHEET_DAG}: {state}")
+    if state != "success":
+        raise PipelineFailed(f"{FACTSHEET_DAG} failed (the release is published); see the task "
+                             f"logs in {s.home / 'airflow' / 'logs'}")
+    print(factsheet_line(s))
 
 
 def _wait_http(url: str, timeout: float) -> None:
@@ -200,6 +206,28 @@ def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
     raise PipelineFailed(f"the pipeline did not finish within {timeout / 60:.0f} minutes")
 
 
+def wait_for_run(s: Settings, dag_id: str, since: float, timeout: float = 300) -> str:
+    """The state of the DAG's first run started since ``since`` (epoch seconds), once it has
+    finished; "not run" when none finished within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
+            row = conn.execute(
+                "select state from dag_run where dag_id = %s and start_date >= to_timestamp(%s)"
+                " and state in ('success', 'failed') order by start_date limit 1",
+                [dag_id, since]).fetchone()
+        if row:
+            return row[0]
+        time.sleep(2)
+    return f"did not run within {timeout / 60:.0f} minutes"
+
+
+def factsheet_line(s: Settings) -> str:
+    """Where the fact sheet is (the newest in the reports folder), for the demo and `run`."""
+    sheets = sorted(s.reports_dir.glob("factsheet-*.pdf"), key=lambda p: p.stat().st_mtime)
+    return f"fact sheet: {sheets[-1]} (and its .html)" if sheets else "no fact sheet written"
+
+
 def demo(s: Settings) -> None:
     """Start everything, run the pipeline through the scheduler, then wait for Ctrl-C."""
     from safeguard.superset import bundle
@@ -234,7 +262,8 @@ def demo(s: Settings) -> None:
         for name in all_contracts(s):
             airflow(s, "dags", "unpause", ingest_dag_id(name), capture=True, check=False)
             airflow(s, "dags", "trigger", ingest_dag_id(name), capture=True)
-        airflow(s, "dags", "unpause", TRANSFORM_DAG, capture=True, check=False)
+        for dag_id in (TRANSFORM_DAG, FACTSHEET_DAG):
+            airflow(s, "dags", "unpause", dag_id, capture=True, check=False)
         watch = Watch(RestStates(s, f"http://127.0.0.1:{airflow_port()}",
                                  datetime.fromtimestamp(since, UTC)), dbt_log_file(s),
                       say=lambda line: print(f"    {line}", flush=True))
@@ -242,7 +271,11 @@ def demo(s: Settings) -> None:
                                   watch=watch)
         print(f"    pipeline: {state}. {headline(s) if state == 'success' else ''}")
         if state == "success":
-            print(f"    {factsheet_line(s)}", flush=True)
+            # written by the fact sheet DAG, on the Asset the release updated
+            written = wait_for_run(s, FACTSHEET_DAG, since)
+            said = (factsheet_line(s) if written == "success"
+                    else f"fact sheet: {FACTSHEET_DAG} {written}; see its task log")
+            print(f"    {said}", flush=True)
         print("5/5 Importing the dashboards ...", flush=True)
         bundle.publish(superset)
         boards = "\n".join(f"            {title:<30} {url}" for title, url in

@@ -86,7 +86,7 @@ def land(contract_name: str, requested_file: str | None, run_by: str,
     try:
         path = resolve_file(s, contract, requested_file, interval)
     except NoFileForPeriod as e:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(str(e)) from e
     from safeguard.ingest.admit import shown_file_name
@@ -128,7 +128,28 @@ def dbt_build(select: str | None = None) -> None:
 
 
 def release(as_of: date | None = None) -> None:
-    """A release of what dbt built (safeguard.release), with the embargo counted to ``as_of``."""
+    """A release of what dbt built (safeguard.release), with the embargo counted to ``as_of``.
+
+    Nothing new: the task ends skipped, so the published tables' Asset is not updated and
+    nothing downstream of it (the fact sheet) runs for a release that was not made."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from safeguard.release import release as run
 
-    print(run(settings(), as_of=as_of).summary())
+    result = run(settings(), as_of=as_of)
+    print(result.summary())
+    if result.release_no is None:
+        raise AirflowSkipException("nothing new to release")
+
+
+def factsheet() -> dict:
+    """The fact sheet of the published tables (safeguard.factsheet): the names of the files
+    written, never a figure."""
+    from safeguard.factsheet import FactSheetError, make_factsheet
+
+    try:
+        html, pdf = make_factsheet(settings())
+    except FactSheetError as e:
+        raise RuntimeError(str(e)) from None
+    print(f"fact sheet written: {pdf} (and {html.name})")
+    return {"html": html.name, "pdf": pdf.name}
