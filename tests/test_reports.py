@@ -222,8 +222,9 @@ def test_a_schedule_whose_file_left_git_is_deleted(superset_server: SupersetServ
 def test_the_weekly_report_mails_the_leadership_overview_as_pdf(triggered: SupersetServer,
                                                                 inbox: _Inbox, tmp_path):
     """Beat schedules it, the worker screenshots the dashboard as the Leadership user and
-    mails a PDF named after the dashboard, which shows its banner and headline figures.
-    (Superset's report screenshot leaves the dashboard's title bar out: standalone=3.)"""
+    mails a PDF named after the dashboard, which shows its title, banner and headline figures.
+    (Superset's report screenshot leaves the dashboard's title bar out, standalone=3: the
+    banner's heading carries the title, so the printed page says what it is.)"""
     message = _wait_for_mail(inbox, LEADERSHIP_TO, triggered)
     assert message["Subject"].endswith(f"{REPORT}: Leadership overview"), message["Subject"]
     assert message["To"] == LEADERSHIP_TO
@@ -232,6 +233,7 @@ def test_the_weekly_report_mails_the_leadership_overview_as_pdf(triggered: Super
     pdf = tmp_path / "leadership_overview.pdf"
     pdf.write_bytes(pdf_bytes)
     text = _read_top_of_pdf(pdf)
+    assert "Leadership overview" in text, text  # the dashboard's title, in its banner
     assert "SYNTHETIC SAMPLE DATA" in text, text  # the dashboard's banner
     assert "Online enticement, change 2019 to 2020" in text, text  # the headline chart
     assert "+97.5" in text, text  # NCMEC's published rise of online enticement, 2019-2020
