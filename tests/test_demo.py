@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,16 @@ def test_demo_runs_the_pipeline_through_the_scheduler_and_stops_cleanly(tmp_path
                      "hotline-operations"):
             assert f"/superset/dashboard/{slug}/" in text
         assert "generated synthetic sample" in text
+        # the fact sheet DAG wrote the fact sheet after the release, and the demo says where
+        sheet = re.search(r"fact sheet: (\S+\.pdf)", text)
+        assert sheet, text[-3000:]
+        pdf = Path(sheet[1])
+        assert pdf.parent == home / "reports" and pdf.stat().st_size > 10_000
+        assert pdf.with_suffix(".html").exists()
+        # and where the report schedules live in Superset
+        schedules = re.search(r"reports and alerts: http://\S+/alert/list/ \(Settings -> "
+                              r"Alerts & reports\): (.*)", text)
+        assert schedules and "Leadership overview, weekly" in schedules[1], text[-3000:]
 
         # the runs were made by the scheduler, the transform one triggered by the raw Asset
         secrets = dict(line.split("=", 1) for line in (home / "secrets.env").read_text()
