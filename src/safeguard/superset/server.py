@@ -30,7 +30,7 @@ from safeguard.config import (
 from safeguard.ports import port_is_free
 from safeguard.superset.access import ADMIN_USERNAME, DEMO_USERS, ROLES
 from safeguard.superset.errors import SupersetError
-from safeguard.superset.workers import ReportWorkers, reports_wanted
+from safeguard.superset.workers import REDIS_USER, ReportWorkers, reports_wanted
 
 __all__ = ["ADMIN_USERNAME", "SupersetError", "SupersetServer"]  # re-exported for callers
 
@@ -237,7 +237,7 @@ class SupersetServer:
         """Start gunicorn in a new session and wait for ``/health``; no-op if ours already runs.
         With reports on, Redis first, and (``workers``) Celery's worker and beat after."""
         if self.reports:
-            self.report_workers.redis.start()
+            self.report_workers.redis.start(REDIS_USER)
         self._start_web(timeout)
         if self.reports and workers:
             self.start_report_workers()
