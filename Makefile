@@ -73,6 +73,7 @@ lint: setup
 	.venv/bin/ruff check src dags tests
 
 stop:
+	-.venv/bin/safeguard cluster down
 	-.venv/bin/safeguard superset stop
 	-.venv/bin/safeguard db stop
 

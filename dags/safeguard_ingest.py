@@ -22,7 +22,7 @@ from airflow.sdk import Param, dag, task
 from safeguard.assets import raw_asset
 from safeguard.config import settings
 from safeguard.contracts import Contract, all_contracts
-from safeguard.dag_ids import ingest_dag_id
+from safeguard.dag_ids import INGEST_QUEUE, ingest_dag_id
 from safeguard.notify import task_failed, task_retrying
 
 
@@ -37,7 +37,8 @@ def build_ingest_dag(contract: Contract):
         max_active_runs=1,  # one batch in a source's landing table at a time
         tags=["safeguard", "ingest", contract.kind.name],
         default_args={"owner": "safeguard", "retries": 2, "retry_delay": timedelta(seconds=30),
-                      "on_failure_callback": task_failed, "on_retry_callback": task_retrying},
+                      "on_failure_callback": task_failed, "on_retry_callback": task_retrying,
+                      "queue": INGEST_QUEUE},  # the Celery workers that load (cluster only)
         params={"file": Param("", type="string",
                               description="File in the drop folder; empty: newest, or sample")},
     )

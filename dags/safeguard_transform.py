@@ -17,7 +17,7 @@ from airflow.sdk import dag, task
 from safeguard.assets import published_asset, raw_asset
 from safeguard.config import settings
 from safeguard.contracts import all_contracts
-from safeguard.dag_ids import TRANSFORM_DAG
+from safeguard.dag_ids import DBT_QUEUE, TRANSFORM_DAG
 from safeguard.notify import task_failed, task_retrying
 
 _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values()})
@@ -32,7 +32,8 @@ _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values
     max_active_runs=1,
     tags=["safeguard", "dbt"],
     default_args={"owner": "safeguard", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": task_failed, "on_retry_callback": task_retrying},
+                  "on_failure_callback": task_failed, "on_retry_callback": task_retrying,
+                  "queue": DBT_QUEUE},  # the Celery workers that run dbt (cluster only)
 )
 def safeguard_transform():
     @task

@@ -3,6 +3,8 @@
 Airflow's metadata lives in PostgreSQL (a database and role of its own), its home
 under ``$SAFEGUARD_HOME/airflow``; secrets (JWT, API key, admin password) come from the
 generated ``secrets.env``. Parallelism is kept low: the default starts ~32 workers (5+ GB).
+``SAFEGUARD_EXECUTOR=celery`` turns on the CeleryExecutor (``safeguard cluster up`` starts its
+components): broker in the project's Redis, results in Airflow's metadata database.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ import sys
 from pathlib import Path
 
 from safeguard.config import Settings, child_env, env, write_private
+from safeguard.dag_ids import DEFAULT_QUEUE
+from safeguard.services import Redis
+
+#: Airflow's Celery broker is database 2 of the project's Redis (Superset's reports use 0, 1)
+BROKER_DB = 2
+#: who Airflow's Celery starts the project's Redis for (see ``services.Redis.release``)
+REDIS_USER = "airflow-celery"
 
 
 def airflow_exe() -> str:
@@ -22,6 +31,32 @@ def airflow_exe() -> str:
 
 def airflow_port() -> int:
     return int(env("AIRFLOW_PORT", "8080"))
+
+
+def executor() -> str:
+    """``SAFEGUARD_EXECUTOR``: ``local`` (the default: ``airflow standalone``, LocalExecutor) or
+    ``celery`` (``safeguard cluster up``)."""
+    return (env("SAFEGUARD_EXECUTOR") or "local").strip().lower()
+
+
+def celery_env(s: Settings) -> dict[str, str]:
+    """What every Airflow component (on any machine) needs for the CeleryExecutor: the broker
+    (the project's Redis, or ``REDIS_URL``; set once Redis has started), the result backend in
+    Airflow's metadata database, and a worker's default size."""
+    redis = Redis(s)
+    out = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": DEFAULT_QUEUE,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + s.url("airflow", s.airflow_db,
+                                                         driver="postgresql+psycopg2"),
+        # processes per worker (Airflow's default, 16, is 3+ GB per worker)
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": env("SAFEGUARD_CELERY_CONCURRENCY", "2") or "2",
+        # a dbt build at volume may take hours: redelivered only after 6 (Airflow's default 24)
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+    }
+    if redis.external_url or redis.port is not None:
+        out["AIRFLOW__CELERY__BROKER_URL"] = redis.url(BROKER_DB)
+    return out
 
 
 def _passwords_file(s: Settings) -> Path:
@@ -66,6 +101,8 @@ def airflow_env(s: Settings) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "false",
         "NO_PROXY": "*",
     }
+    if executor() == "celery":
+        out |= celery_env(s)
     return out
 
 

@@ -465,6 +465,75 @@ def _say_running(s) -> None:
                    + (f", at {tasks}" if tasks else ", between tasks"))
 
 
+@main.group()
+def cluster() -> None:
+    """Airflow on Celery (SAFEGUARD_EXECUTOR=celery): API server, scheduler, DAG processor,
+    triggerer and Celery workers, each a process of its own (logs in
+    $SAFEGUARD_HOME/airflow/cluster/)."""
+
+
+@cluster.command("up")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Celery workers to start (default: SAFEGUARD_CELERY_WORKERS, else 2).")
+@click.option("--only", multiple=True, metavar="COMPONENT",
+              help="Start only this (repeatable): api-server, scheduler, dag-processor, "
+                   "triggerer, worker-<n>, or 'worker' for every worker (e.g. on another "
+                   "machine, with the same settings and REDIS_URL).")
+def cluster_up(workers: int | None, only: tuple[str, ...]) -> None:
+    """Start the cluster on this machine (database and Airflow metadata first), and wait until
+    the API server answers and every worker has joined the broker."""
+    import psycopg
+
+    from safeguard.airflow_env import airflow_port
+    from safeguard.cluster import Cluster, require_celery
+    from safeguard.runner import prepare
+
+    s = settings()
+    try:
+        require_celery()
+        group = Cluster(s, workers)
+        if set(group.pick(only)) - set(group.workers):  # workers elsewhere need no set-up
+            click.echo("PostgreSQL, roles, schemas, Airflow metadata ...")
+            prepare(s)
+        group.up(only, echo=click.echo)
+    except psycopg.Error as e:
+        raise click.ClickException(f"PostgreSQL: {str(e).strip().splitlines()[-1]}") from None
+    except RuntimeError as e:  # ClusterError, the project's Redis, DAG files that fail to parse
+        raise click.ClickException(f"{e}\n(`safeguard cluster down` stops what started)"
+                                   ) from None
+    click.echo(f"Airflow on Celery is up: http://localhost:{airflow_port()} (login admin / "
+               f"AIRFLOW_ADMIN_PASSWORD in {s.secrets_file}); `safeguard cluster down` stops it")
+
+
+@cluster.command("down")
+def cluster_down() -> None:
+    """Stop every component of the cluster, and the project's Redis unless Superset's reports
+    still use it."""
+    from safeguard.cluster import Cluster
+
+    try:
+        stopped = Cluster(settings(), workers=1).down()
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@cluster.command("status")
+def cluster_status() -> None:
+    """Each component, its pid and log (exit 1 if one is not running)."""
+    from safeguard.cluster import Cluster
+
+    try:
+        rows = Cluster(settings()).status()
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    for name, pid, log in rows:
+        click.echo(f"{name:<14} {'running, pid ' + str(pid) if pid else 'not running':<22} "
+                   f"{log}")
+    if not all(pid for _, pid, _ in rows):
+        sys.exit(1)
+
+
 @main.command("demo")
 def demo() -> None:
     """Everything, on your machine: database, Airflow (:8080) running the pipeline through its

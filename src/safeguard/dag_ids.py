@@ -13,3 +13,9 @@ def ingest_dag_id(contract_name: str) -> str:
 
 #: the fact sheet, written again after each release (dags/safeguard_factsheet.py)
 FACTSHEET_DAG = "safeguard_factsheet"
+
+#: the Celery queues the tasks are sent to (``SAFEGUARD_EXECUTOR=celery``: safeguard.cluster;
+#: LocalExecutor ignores them): loads, dbt, and the rest (releases, the fact sheet)
+INGEST_QUEUE = "ingest"
+DBT_QUEUE = "dbt"
+DEFAULT_QUEUE = "default"

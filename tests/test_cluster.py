@@ -1,0 +1,244 @@
+"""Airflow on Celery (issue 15): with ``SAFEGUARD_EXECUTOR=celery``, ``safeguard cluster up``
+starts the API server, scheduler, DAG processor, triggerer and two Celery workers, each a
+process of its own, on the project's Redis. A partner delivery goes through it: the ingest
+tasks run on the ``ingest`` queue, the dbt build its load sets off on ``dbt``; Airflow records
+for each task the worker (its Celery hostname) and the queue, Celery's result backend (in
+Airflow's metadata database) has each one's result, and both workers did work. The cluster has
+an Airflow metadata database of its own on the session's server, so it disturbs no other test,
+and ``safeguard cluster down`` leaves no process behind, whatever happened.
+
+The settings themselves (executor, broker, result backend, queues) are checked without a
+service below."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import ROOT, safeguard_cli
+from safeguard.airflow_env import BROKER_DB, airflow, airflow_env
+from safeguard.cluster import Cluster, machine, worker_queues
+from safeguard.config import Settings
+from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
+
+PARTNER = "sample_partner_aggregates"
+HEADER = "month,country,channel,exploitation_type,grooming_stage,reporter_type,cases\n"
+#: the cluster's own Airflow metadata database, on the session's server
+CLUSTER_ENV = {"SAFEGUARD_EXECUTOR": "celery", "SAFEGUARD_CELERY_WORKERS": "2",
+               "SAFEGUARD_AIRFLOW_DB": "safeguard_airflow_cluster"}
+#: settings of the caller's that would change the topology under test
+NOT_OURS = ("REDIS_URL", "SAFEGUARD_CELERY_QUEUES", "SAFEGUARD_CELERY_CONCURRENCY")
+
+
+# --- the settings, no service ----------------------------------------------------------------
+
+@pytest.fixture()
+def bare_settings(tmp_path, monkeypatch) -> Settings:
+    for name in (*CLUSTER_ENV, *NOT_OURS):
+        monkeypatch.delenv(name, raising=False)
+    return Settings(root=ROOT, home=tmp_path)
+
+
+def test_the_default_stays_the_local_executor(bare_settings):
+    env = airflow_env(bare_settings)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert not [k for k in env if k.startswith("AIRFLOW__CELERY")]
+
+
+def test_celery_settings(bare_settings, monkeypatch):
+    monkeypatch.setenv("SAFEGUARD_EXECUTOR", "celery")
+    env = airflow_env(bare_settings)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # results in Airflow's metadata database, as its own role
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == (
+        "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    # no broker before the project's Redis has started (never Airflow's redis://redis:6379)
+    assert "AIRFLOW__CELERY__BROKER_URL" not in env
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@redis.example.org:6379/5")
+    assert airflow_env(bare_settings)["AIRFLOW__CELERY__BROKER_URL"] == (
+        "redis://:pw@redis.example.org:6379/5")
+
+
+def test_queues_per_worker(monkeypatch):
+    monkeypatch.delenv("SAFEGUARD_CELERY_QUEUES", raising=False)
+    assert worker_queues(1) == [["ingest", "dbt", "default"]]
+    assert worker_queues(3) == [["ingest", "default"], ["dbt", "default"],
+                                ["ingest", "default"]]
+    monkeypatch.setenv("SAFEGUARD_CELERY_QUEUES", "ingest,dbt,default ingest")
+    assert worker_queues(3) == [["ingest", "dbt", "default"], ["ingest"],
+                                ["ingest", "dbt", "default"]]
+
+
+def test_the_dags_name_their_queues():
+    """Queues are set in the DAG files (LocalExecutor ignores them)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors
+    queues = {(dag_id, t.task_id): t.queue for dag_id, dag in bag.dags.items() for t in dag.tasks}
+    assert {q for (d, _), q in queues.items() if d.startswith("ingest__")} == {"ingest"}
+    assert {q for (d, _), q in queues.items() if d == TRANSFORM_DAG} == {"dbt"}
+    assert {q for (d, _), q in queues.items()
+            if not d.startswith("ingest__") and d != TRANSFORM_DAG} == {"default"}
+
+
+@pytest.mark.service
+def test_the_project_redis_stops_with_its_last_user(bare_settings):
+    """Superset's reports and Airflow's Celery share one Redis: a stop of either leaves it
+    running for the other."""
+    from safeguard.services import Redis
+
+    redis = Redis(bare_settings)
+    redis.start("airflow-celery")
+    try:
+        redis.start("superset-reports")  # already running: only counted in
+        pid = redis.pid()
+        assert pid and redis.ping()
+        assert redis.release("superset-reports") is False
+        assert redis.pid() == pid and redis.ping()
+        assert redis.release("airflow-celery") is True
+        assert redis.pid() is None and not _running(pid)
+    finally:
+        redis.stop()
+
+
+# --- the cluster, for real -------------------------------------------------------------------
+
+def _pids(s: Settings) -> dict[str, int]:
+    folder = s.home / "airflow" / "cluster"
+    out = {p.stem: json.loads(p.read_text())["pid"] for p in folder.glob("*.json")}
+    redis = s.home / "redis" / "redis.json"
+    if redis.exists():
+        out["redis"] = json.loads(redis.read_text())["pid"]
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (one not yet reaped has finished)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _logs(s: Settings) -> str:
+    return "\n".join(f"--- {c.name}:\n{c.tail(1500)}" for c in Cluster(s).known())
+
+
+@pytest.fixture(scope="module")
+def cluster(pipeline_done: Settings):
+    """The cluster on the session's server, with its own metadata database; every DAG but the
+    partner ingest and the transform paused before the scheduler starts (their scheduled runs
+    would only make the test slower). Stopped at the end, whatever happened."""
+    s = pipeline_done
+    saved = {k: os.environ.get(k) for k in (*CLUSTER_ENV, *NOT_OURS)}
+    os.environ.update(CLUSTER_ENV)
+    for name in NOT_OURS:
+        os.environ.pop(name, None)
+    started: dict[str, int] = {}
+    try:
+        # the API server first: the metadata database, the DAGs parsed, the project's Redis
+        safeguard_cli("cluster", "up", "--only", "api-server")
+        keep = f"{ingest_dag_id(PARTNER)}|{TRANSFORM_DAG}"
+        airflow(s, "dags", "pause", "--treat-dag-id-as-regex", "-y", f"^(?!({keep})$)",
+                capture=True)
+        up = safeguard_cli("cluster", "up")
+        started = _pids(s)
+        yield s, up.stdout
+    finally:
+        down = safeguard_cli("cluster", "down", check=False)
+        started |= _pids(s)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert down.returncode == 0, down.stderr
+    time.sleep(1)
+    left = {n: p for n, p in started.items() if _running(p)}
+    assert left == {}, f"still running after `safeguard cluster down`: {left}"
+
+
+def _wait(conn: psycopg.Connection, query: str, params: list, what: str, timeout: float,
+          s: Settings) -> tuple:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = conn.execute(query, params).fetchone()
+        if row and row[0] in ("success", "failed"):
+            return row
+        time.sleep(3)
+    raise AssertionError(f"{what} did not finish within {timeout:.0f}s:\n{_logs(s)}")
+
+
+def test_a_delivery_runs_on_the_celery_workers(cluster, scratch, warehouse):
+    s, up_output = cluster
+    host = machine()
+    ingest_worker, dbt_worker = f"worker1@{host}", f"worker2@{host}"
+    # every component a process of its own, with its own log under airflow/cluster/
+    status = safeguard_cli("cluster", "status")
+    for name in ("api-server", "scheduler", "dag-processor", "triggerer", "worker-1",
+                 "worker-2"):
+        assert f"{name} " in status.stdout and f"cluster/{name}.log" in status.stdout, status
+    assert "not running" not in status.stdout
+    pids = _pids(s)
+    assert len({pids[n] for n in pids if n != "redis"}) == 6
+    assert f"/{BROKER_DB}" in up_output  # Airflow's own database of the project's Redis
+
+    # Celery's own view: the two workers, each on its queues
+    listed = airflow(s, "celery", "list-workers", "-o", "json", capture=True).stdout
+    workers = json.loads(listed[listed.index("["):listed.rindex("]") + 1])
+    assert {w["worker_name"]: sorted(w["queues"]) for w in workers} == {
+        ingest_worker: ["default", "ingest"], dbt_worker: ["dbt", "default"]}
+
+    # a partner's delivery for May 2023, through the ingest DAG; its load sets off dbt
+    drop = s.drop_root / PARTNER
+    delivery = drop / "partner_monthly_2023-05.csv"
+    delivery.write_text(HEADER + "2023-05,NL,gaming,online_enticement,trust_development,"
+                                 "public,29\n")
+    run_id = f"cluster_test_{int(time.time())}"
+    try:
+        airflow(s, "dags", "trigger", ingest_dag_id(PARTNER), "-r", run_id,
+                "-c", json.dumps({"file": delivery.name}), capture=True)
+        with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
+            ingest_state, started = _wait(
+                conn, "select state, start_date from dag_run where dag_id = %s and run_id = %s",
+                [ingest_dag_id(PARTNER), run_id], "the ingest run", 300, s)
+            assert ingest_state == "success", _logs(s)
+            transform_state, transform_run = _wait(
+                conn, "select state, run_id from dag_run where dag_id = %s and "
+                      "start_date >= %s order by start_date limit 1",
+                [TRANSFORM_DAG, started], "the dbt run its load set off", 420, s)
+            assert transform_state == "success", _logs(s)
+            ran = conn.execute(
+                "select ti.dag_id, ti.task_id, ti.state, ti.queue, ti.hostname, m.status "
+                "from task_instance ti left join celery_taskmeta m "
+                "on m.task_id = ti.external_executor_id "
+                "where (ti.dag_id, ti.run_id) in ((%s, %s), (%s, %s)) "
+                "order by ti.start_date",
+                [ingest_dag_id(PARTNER), run_id, TRANSFORM_DAG, transform_run]).fetchall()
+    finally:
+        delivery.unlink()
+
+    # each task: which worker (its Celery hostname) and which queue ran it; its result in the
+    # result backend, Airflow's metadata database. (The release task skips itself when the
+    # build left nothing new to publish, as the revision gate may for one late month.)
+    assert [r[2] for r in ran][:3] == ["success"] * 3 and ran[3][2] in ("success", "skipped"), ran
+    assert [(d, t, q, h, m) for d, t, _, q, h, m in ran] == [
+        (ingest_dag_id(PARTNER), "land", "ingest", ingest_worker, "SUCCESS"),
+        (ingest_dag_id(PARTNER), "validate_and_load", "ingest", ingest_worker, "SUCCESS"),
+        (TRANSFORM_DAG, "dbt_build", "dbt", dbt_worker, "SUCCESS"),
+        (TRANSFORM_DAG, "release", "dbt", dbt_worker, "SUCCESS"),
+    ], _logs(s)
+    assert {r[4] for r in ran} == {ingest_worker, dbt_worker}  # both workers did work
+
+    # and the delivery is in the warehouse, once
+    batches = warehouse.execute(
+        "select status, rows_read, rows_loaded from ops.batches where file_name = %s",
+        [delivery.name]).fetchall()
+    assert batches == [("loaded", 1, 1)]
