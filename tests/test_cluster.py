@@ -65,6 +65,19 @@ def test_celery_settings(bare_settings, monkeypatch):
         "redis://:pw@redis.example.org:6379/5")
 
 
+def test_the_demo_refuses_celery(monkeypatch):
+    """``airflow standalone`` starts no Celery worker: with the setting, its tasks would wait
+    for ever. The demo says so and starts nothing."""
+    from click.testing import CliRunner
+
+    from safeguard.cli import main
+
+    monkeypatch.setenv("SAFEGUARD_EXECUTOR", "celery")
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 1 and "safeguard cluster up" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_queues_per_worker(monkeypatch):
     monkeypatch.delenv("SAFEGUARD_CELERY_QUEUES", raising=False)
     assert worker_queues(1) == [["ingest", "dbt", "default"]]

@@ -538,8 +538,13 @@ def cluster_status() -> None:
 def demo() -> None:
     """Everything, on your machine: database, Airflow (:8080) running the pipeline through its
     scheduler, Superset (:8088) with the dashboards. Ctrl-C stops all of it."""
+    from safeguard.airflow_env import executor
     from safeguard.runner import demo as run_demo
 
+    if executor() == "celery":  # airflow standalone starts no Celery worker: nothing would run
+        raise click.ClickException("the demo runs Airflow standalone (LocalExecutor): unset "
+                                   "SAFEGUARD_EXECUTOR, or start Airflow on Celery with "
+                                   "`safeguard cluster up`")
     run_demo(settings())
 
 
