@@ -59,6 +59,10 @@ class ReleaseFailed(RuntimeError):
     """A release could not be made; nothing was changed."""
 
 
+class NothingBuilt(ReleaseFailed):
+    """dbt has not built the published models yet: there is nothing to release."""
+
+
 @dataclass(frozen=True)
 class TableRule:
     """What a published model declares in ``config.meta.release``."""
@@ -322,7 +326,7 @@ def release(settings: Settings, as_of: date | None = None, run_by: str | None = 
             [CANDIDATE])}
         tables = [t for t in rules if t in present]
         if not tables:
-            raise ReleaseFailed(f"schema {CANDIDATE} holds none of the published models: run "
+            raise NothingBuilt(f"schema {CANDIDATE} holds none of the published models: run "
                                 "`safeguard transform` (dbt build) first")
         previous_no, previous_as_of = _previous(conn)
         if previous_as_of is not None and as_of < previous_as_of:

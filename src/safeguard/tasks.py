@@ -134,9 +134,13 @@ def release(as_of: date | None = None) -> None:
     nothing downstream of it (the fact sheet) runs for a release that was not made."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from safeguard.release import NothingBuilt
     from safeguard.release import release as run
 
-    result = run(settings(), as_of=as_of)
+    try:
+        result = run(settings(), as_of=as_of)
+    except NothingBuilt as e:  # the daily DAG's first run on a new warehouse, before dbt's
+        raise AirflowSkipException(str(e)) from None
     print(result.summary())
     if result.release_no is None:
         raise AirflowSkipException("nothing new to release")
