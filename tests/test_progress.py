@@ -38,6 +38,23 @@ def _watched(stdout: str) -> list[tuple[int, str]]:
     return out
 
 
+def test_dbt_progress_says_what_runs_only_while_something_runs():
+    """The "still running" line is for a long model; once dbt's nodes are done it stays quiet,
+    though the watch goes on (the fact sheet DAG runs after the build)."""
+    from safeguard.transform import DbtProgress
+
+    node = {"unique_id": "model.safeguard.fct_x", "node_name": "fct_x",
+            "resource_type": "model", "node_status": "success"}
+    progress = DbtProgress(interval=0)
+    progress.feed({"info": {"name": "LogStartLine", "invocation_id": "a"},
+                   "data": {"node_info": node, "total": 1}})
+    assert progress.tick() == ["dbt 0/1 done, running model fct_x (0.0s)"]
+    said = progress.feed({"info": {"name": "LogModelResult", "invocation_id": "a"},
+                          "data": {"node_info": node, "total": 1, "execution_time": 1.5}})
+    assert said == ["dbt 1/1 model fct_x success 1.5s"]
+    assert progress.tick() == []
+
+
 def test_run_says_each_dag_run_and_task_state_change_and_dbt_progress(pipeline_run_output):
     from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
 

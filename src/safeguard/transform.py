@@ -141,7 +141,9 @@ class DbtProgress:
         return f"{len(self.running)} test{'s' if len(self.running) > 1 else ''}"
 
     def tick(self) -> list[str]:
-        if not self.total or time.monotonic() - self.said_at < self.interval:
+        # nothing running (the build over, or between two dbt commands): nothing to say
+        if (not self.total or not self.running
+                or time.monotonic() - self.said_at < self.interval):
             return []
         running = self.now_running()
         return [self._said(f"dbt {self.done}/{self.total} done"

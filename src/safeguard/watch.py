@@ -188,15 +188,23 @@ class Watch:
             states = []
         changed = [st for st in states if self.seen.get((st.dag_id, st.run_id, st.task_id))
                    != (st.state, st.try_number)]
+        said = []
         for st in sorted(changed, key=lambda st: (st.reached, st.task_id is None)):
             before = self.seen.get((st.dag_id, st.run_id, st.task_id))
             self.seen[(st.dag_id, st.run_id, st.task_id)] = (st.state, st.try_number)
-            self._line(describe(st, first=before is None,
-                                retried=before is not None and before[1] != st.try_number))
+            said.append((st.state in FINISHED, describe(
+                st, first=before is None,
+                retried=before is not None and before[1] != st.try_number)))
+        # dbt's log is read after the states: what it says came before any task seen finished
+        # (dbt ends before its task does), and after any seen running
+        for _, line in (s for s in said if not s[0]):
+            self._line(line)
         if self.dbt_log is not None:
             lines = [line for event in self.dbt_log.events() for line in self.dbt.feed(event)]
             for line in lines + self.dbt.tick():
                 self._line(line)
+        for _, line in (s for s in said if s[0]):
+            self._line(line)
 
 
 def describe(st: State, first: bool = False, retried: bool = False) -> str:
