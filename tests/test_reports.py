@@ -83,6 +83,9 @@ def workers(superset_server: SupersetServer, inbox: _Inbox,
     folder = bundle_dir(superset_server.settings) / REPORTS_FOLDER
     with SupersetClient.for_server(superset_server) as client:
         apply_schedules(client, folder)
+    # ours, with this inbox: not any a restart of Superset may have started without it
+    superset_server.report_workers.beat.stop()
+    superset_server.report_workers.worker.stop()
     superset_server.start_report_workers({
         "SAFEGUARD_SMTP_HOST": "127.0.0.1", "SAFEGUARD_SMTP_PORT": str(inbox.port),
         "SAFEGUARD_SMTP_FROM": "safeguard@safeguard-test.example"})
