@@ -22,7 +22,7 @@ from airflow.sdk import Param, dag, task
 from safeguard.assets import raw_asset
 from safeguard.config import settings
 from safeguard.contracts import Contract, all_contracts
-from safeguard.dag_ids import INGEST_QUEUE, ingest_dag_id
+from safeguard.dag_ids import INGEST_QUEUE, ingest_dag_id, ingest_pool
 from safeguard.notify import task_failed, task_retrying
 
 
@@ -35,10 +35,17 @@ def build_ingest_dag(contract: Contract):
         start_date=datetime(2015, 1, 1, tzinfo=UTC),  # backfills may reach back this far
         catchup=False,
         max_active_runs=1,  # one batch in a source's landing table at a time
+        # a backfill's run may overlap a scheduled one: its land then waits for the other's
+        # load, which must still find a slot (so 2, and loads before lands: weight_rule)
+        max_active_tasks=2,
         tags=["safeguard", "ingest", contract.kind.name],
         default_args={"owner": "safeguard", "retries": 2, "retry_delay": timedelta(seconds=30),
                       "on_failure_callback": task_failed, "on_retry_callback": task_retrying,
-                      "queue": INGEST_QUEUE},  # the Celery workers that load (cluster only)
+                      "queue": INGEST_QUEUE,  # the Celery workers that load (cluster only)
+                      # loads of one source kind at once: SAFEGUARD_INGEST_POOL_SLOTS
+                      "pool": ingest_pool(contract.kind.name),
+                      # a landed batch loads before another source's file lands
+                      "weight_rule": "upstream"},
         params={"file": Param("", type="string",
                               description="File in the drop folder; empty: newest, or sample")},
     )

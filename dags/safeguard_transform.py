@@ -3,7 +3,8 @@ changes: only the models downstream of the tables that changed; then a release p
 candidate into reporting (embargo and revision gate: safeguard.release).
 
 Scheduled on the raw tables' Assets, so it runs after any successful load and never after a
-rejected one; serialised (``max_active_runs=1``) because concurrent dbt runs on the same
+rejected one; serialised (``max_active_runs=1``, and its tasks in pool ``dbt`` of one slot, so
+that a backfill or a run by hand cannot overlap either) because concurrent dbt runs on the same
 models race.
 """
 
@@ -17,7 +18,7 @@ from airflow.sdk import dag, task
 from safeguard.assets import published_asset, raw_asset
 from safeguard.config import settings
 from safeguard.contracts import all_contracts
-from safeguard.dag_ids import DBT_QUEUE, TRANSFORM_DAG
+from safeguard.dag_ids import DBT_POOL, DBT_QUEUE, TRANSFORM_DAG
 from safeguard.notify import task_failed, task_retrying
 
 _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values()})
@@ -30,10 +31,13 @@ _raw_tables = sorted({c.kind.raw_table for c in all_contracts(settings()).values
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    max_active_tasks=1,
     tags=["safeguard", "dbt"],
     default_args={"owner": "safeguard", "retries": 1, "retry_delay": timedelta(seconds=30),
                   "on_failure_callback": task_failed, "on_retry_callback": task_retrying,
-                  "queue": DBT_QUEUE},  # the Celery workers that run dbt (cluster only)
+                  "queue": DBT_QUEUE,  # the Celery workers that run dbt (cluster only)
+                  # one slot: no build or release beside another, a backfill's or a hand's
+                  "pool": DBT_POOL},
 )
 def safeguard_transform():
     @task

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 
 from conftest import ROOT, safeguard_cli
-from safeguard.airflow_env import BROKER_DB, airflow, airflow_env
+from safeguard.airflow_env import BROKER_DB, airflow, airflow_env, pools
 from safeguard.cluster import Cluster, machine, worker_queues
 from safeguard.config import Settings
-from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
+from safeguard.dag_ids import DBT_POOL, TRANSFORM_DAG, ingest_dag_id, ingest_pool
 
 PARTNER = "sample_partner_aggregates"
 HEADER = "month,country,channel,exploitation_type,grooming_stage,reporter_type,cases\n"
@@ -32,7 +32,8 @@ HEADER = "month,country,channel,exploitation_type,grooming_stage,reporter_type,c
 CLUSTER_ENV = {"SAFEGUARD_EXECUTOR": "celery", "SAFEGUARD_CELERY_WORKERS": "2",
                "SAFEGUARD_AIRFLOW_DB": "safeguard_airflow_cluster"}
 #: settings of the caller's that would change the topology under test
-NOT_OURS = ("REDIS_URL", "SAFEGUARD_CELERY_QUEUES", "SAFEGUARD_CELERY_CONCURRENCY")
+NOT_OURS = ("REDIS_URL", "SAFEGUARD_CELERY_QUEUES", "SAFEGUARD_CELERY_CONCURRENCY",
+            "SAFEGUARD_INGEST_POOL_SLOTS")
 
 
 # --- the settings, no service ----------------------------------------------------------------
@@ -99,6 +100,29 @@ def test_the_dags_name_their_queues():
     assert {q for (d, _), q in queues.items() if d == TRANSFORM_DAG} == {"dbt"}
     assert {q for (d, _), q in queues.items()
             if not d.startswith("ingest__") and d != TRANSFORM_DAG} == {"default"}
+
+
+def test_the_dags_take_their_pools(bare_settings, monkeypatch):
+    """Every ingest task takes a slot of its source kind's pool, dbt's of ``dbt`` (one slot);
+    the pools ``migrate`` creates (for either executor) are those, so no task waits on a pool
+    that does not exist."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    used = {t.pool for dag in bag.dags.values() for t in dag.tasks}
+    monkeypatch.setenv("SAFEGUARD_INGEST_POOL_SLOTS", "3")
+    made = pools(Settings(root=ROOT, home=bare_settings.home))
+    assert used - {"default_pool"} <= set(made), used - set(made)
+    assert made[DBT_POOL]["slots"] == 1
+    for dag_id, dag in bag.dags.items():
+        if dag_id.startswith("ingest__"):
+            assert dag.max_active_runs == 1 and dag.max_active_tasks == 2, dag_id
+            kind = next(iter(t.pool for t in dag.tasks))
+            assert {t.pool for t in dag.tasks} == {kind} and made[kind]["slots"] == 3
+            assert kind.startswith("ingest_") and kind != "ingest_"
+    transform = bag.dags[TRANSFORM_DAG]
+    assert transform.max_active_runs == 1 and transform.max_active_tasks == 1
+    assert {t.pool for t in transform.tasks} == {DBT_POOL}
 
 
 @pytest.mark.service
@@ -255,3 +279,163 @@ def test_a_delivery_runs_on_the_celery_workers(cluster, scratch, warehouse):
         "select status, rows_read, rows_loaded from ops.batches where file_name = %s",
         [delivery.name]).fetchall()
     assert batches == [("loaded", 1, 1)]
+
+
+# --- many deliveries at once -----------------------------------------------------------------
+
+BURST = 50
+
+
+def _api_token(s: Settings, base: str) -> str:
+    import urllib.request
+
+    body = json.dumps({"username": "admin",
+                       "password": s.secret("AIRFLOW_ADMIN_PASSWORD")}).encode()
+    request = urllib.request.Request(f"{base}/auth/token", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.load(r)["access_token"]
+
+
+def _trigger(base: str, token: str, dag_id: str, run_id: str, conf: dict) -> None:
+    """A DAG run through Airflow's REST API, as a partner's delivery would set one off."""
+    import urllib.request
+
+    body = json.dumps({"dag_run_id": run_id, "logical_date": None, "conf": conf}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v2/dags/{dag_id}/dagRuns", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        assert r.status == 200, r.read()
+
+
+def _until(check, what: str, timeout: float, s: Settings, every: float = 3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"{what} within {timeout:.0f}s:\n{_logs(s)}")
+
+
+def test_fifty_deliveries_at_once(cluster, scratch, warehouse):
+    """50 partner deliveries arrive together and are triggered at once (50 DAG runs through
+    the REST API): every one is loaded exactly once, one at a time per source (its DAG's
+    ``max_active_runs=1``), each in its kind's pool; every batch's books balance (rows read =
+    loaded + quarantined; a few files carry a row the gate quarantines, and their runs fail
+    without a retry); and the dbt builds the loads set off never overlap (pool ``dbt``, one
+    slot), as Airflow's own record of the task instances shows."""
+    from safeguard.airflow_env import airflow_port
+    from safeguard.contracts import get_contract
+
+    s, _ = cluster
+    contract = get_contract(s, PARTNER)
+    pool = ingest_pool(contract.kind.name)
+    stamp = int(time.time())
+    drop = s.drop_root / PARTNER
+    # distinct months of the sample's years; every tenth file with a row the gate quarantines
+    months = [f"{2018 + i // 12}-{i % 12 + 1:02d}" for i in range(BURST)]
+    files = {}
+    for i, month in enumerate(months):
+        # counts well above the publication threshold, so that no cell of ours is withheld
+        rows = [f"{month},NL,gaming,online_enticement,trust_development,public,{40 + i}\n",
+                f"{month},BE,gaming,online_enticement,trust_development,public,{60 + i}\n"][
+            :1 + i % 2]
+        if i % 10 == 9:
+            rows.append(f"{month},NL,metaverse,online_enticement,trust_development,public,50\n")
+        path = drop / f"burst_{stamp}_{month}.csv"
+        path.write_text(HEADER + "".join(rows))
+        files[path.name] = (len(rows), 1 + i % 2, i % 10 == 9)
+    base = f"http://127.0.0.1:{airflow_port()}"
+    prefix = f"burst_{stamp}_"
+    dag_id = ingest_dag_id(PARTNER)
+    t_start = time.monotonic()
+    try:
+        with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
+            t0 = conn.execute("select now()").fetchone()[0]
+            token = _api_token(s, base)
+            for i, name in enumerate(files):
+                _trigger(base, token, dag_id, f"{prefix}{i:02d}", {"file": name})
+
+            def finished():
+                states = conn.execute(
+                    "select state, count(*) from dag_run where dag_id = %s and run_id like %s "
+                    "group by state", [dag_id, prefix + "%"]).fetchall()
+                done = sum(n for st, n in states if st in ("success", "failed"))
+                return dict(states) if done == BURST else None
+
+            runs = _until(finished, f"the {BURST} ingest runs did not finish", 900, s)
+            loads_took = time.monotonic() - t_start
+
+            # then the dbt runs the loads set off, until none is due or running
+            def quiet():
+                due = conn.execute(
+                    "select (select count(*) from asset_dag_run_queue where target_dag_id = %s)"
+                    " + (select count(*) from dag_run where dag_id = %s "
+                    "    and state in ('queued', 'running'))",
+                    [TRANSFORM_DAG, TRANSFORM_DAG]).fetchone()[0]
+                return due == 0
+
+            _until(lambda: quiet() and (time.sleep(10) or quiet()),
+                   "the dbt runs the loads set off did not finish", 600, s)
+            ingest_tis = conn.execute(
+                "select ti.run_id, ti.task_id, ti.state, ti.pool, ti.queue, ti.try_number, "
+                "ti.start_date, ti.end_date from task_instance ti "
+                "where ti.dag_id = %s and ti.run_id like %s order by ti.start_date",
+                [dag_id, prefix + "%"]).fetchall()
+            dbt_tis = conn.execute(
+                "select dr.run_id, ti.task_id, ti.state, ti.pool, ti.start_date, ti.end_date "
+                "from task_instance ti join dag_run dr using (dag_id, run_id) "
+                "where ti.dag_id = %s and dr.run_after >= %s and ti.start_date is not null "
+                "order by ti.start_date", [TRANSFORM_DAG, t0]).fetchall()
+            # every try of every task in pool dbt (earlier tries are in the history table)
+            every_dbt = conn.execute(
+                "select start_date, end_date from task_instance where dag_id = %s and "
+                "pool = %s and start_date is not null union all "
+                "select start_date, end_date from task_instance_history where dag_id = %s and "
+                "pool = %s and start_date is not null order by 1",
+                [TRANSFORM_DAG, DBT_POOL, TRANSFORM_DAG, DBT_POOL]).fetchall()
+    finally:
+        for name in files:
+            (drop / name).unlink(missing_ok=True)
+    took = time.monotonic() - t_start
+    print(f"{BURST} deliveries loaded in {loads_took:.0f}s; with the dbt builds they set off "
+          f"({len({r[0] for r in dbt_tis})} runs) {took:.0f}s")
+
+    # the runs: the files whose row was quarantined fail (no retry), all others succeed
+    assert runs == {"success": BURST - BURST // 10, "failed": BURST // 10}, runs
+    assert len(ingest_tis) == 2 * BURST
+    assert {(t[3], t[4]) for t in ingest_tis} == {(pool, "ingest")}, ingest_tis
+    assert {t[5] for t in ingest_tis} == {1}, "a task was retried"
+    lands = sorted((t[6], t[7]) for t in ingest_tis if t[1] == "land")
+    loads = sorted((t[6], t[7]) for t in ingest_tis if t[1] == "validate_and_load")
+    # one delivery of the source at a time: each land after the previous load ended
+    for (_, load_end), (next_land, _) in zip(loads, lands[1:], strict=False):
+        assert next_land >= load_end, "two deliveries of one source overlapped"
+
+    # each file a batch, exactly once, its books balanced, its good rows in raw once
+    batches = warehouse.execute(
+        "select file_name, batch_id, status, rows_read, rows_loaded, rows_quarantined "
+        "from ops.batches where file_name like %s", [prefix + "%"]).fetchall()
+    assert sorted(b[0] for b in batches) == sorted(files), "not one batch per file"
+    raw = dict(warehouse.execute(
+        f"select batch_id::text, count(*) from raw.{contract.kind.raw_table} "
+        f"where batch_id::text = any(%s) group by 1",
+        [[str(b[1]) for b in batches]]).fetchall())
+    for name, batch_id, status, read, loaded, quarantined in batches:
+        rows, good, bad = files[name]
+        assert read == loaded + quarantined, name
+        assert (status, read, loaded, quarantined) == (
+            ("quarantined", rows, good, 1) if bad else ("loaded", rows, good, 0)), name
+        assert raw.get(str(batch_id), 0) == good, name
+
+    # dbt: the loads set off builds, in pool dbt, all finished, and no two tries overlapped.
+    # (Not "all succeeded": after some 20 of these partner months, dbt's privacy test
+    # assert_complementary_suppression_holds fails the build - a defect of the suppression,
+    # seen here and reported, not of the serialisation this test is about.)
+    assert dbt_tis and {t[3] for t in dbt_tis} == {DBT_POOL}, dbt_tis
+    builds = [t[2] for t in dbt_tis if t[1] == "dbt_build"]
+    assert "success" in builds and set(builds) <= {"success", "failed"}, dbt_tis
+    for (_, end), (start, _) in zip(every_dbt, every_dbt[1:], strict=False):
+        assert end is not None and start >= end, f"dbt tasks overlapped: {every_dbt}"

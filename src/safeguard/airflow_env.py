@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from safeguard.config import Settings, child_env, env, write_private
-from safeguard.dag_ids import DEFAULT_QUEUE
+from safeguard.dag_ids import DBT_POOL, DEFAULT_QUEUE, ingest_pool
 from safeguard.services import Redis
 
 #: Airflow's Celery broker is database 2 of the project's Redis (Superset's reports use 0, 1)
@@ -112,8 +112,31 @@ def airflow(s: Settings, *args: str, check: bool = True, capture: bool = False
                           capture_output=capture)
 
 
+def pools(s: Settings) -> dict[str, dict]:
+    """The pools the DAGs' tasks take a slot of (``airflow pools import`` format): ``dbt``, one
+    slot, so that no two dbt builds (or a build and a release) ever overlap, whatever started
+    them; and one per source kind, ``SAFEGUARD_INGEST_POOL_SLOTS`` slots (default 2), so that
+    many sources delivering at once load at most that many files into one raw table at a time
+    and leave the workers room for the other kinds and for dbt. (Each source itself loads one
+    delivery at a time: its DAG's ``max_active_runs=1``, its landing table's lock.)"""
+    from safeguard.contracts import all_contracts
+
+    value = env("SAFEGUARD_INGEST_POOL_SLOTS", "2") or "2"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"SAFEGUARD_INGEST_POOL_SLOTS={value!r}: give a number, 1 or more")
+    kinds = sorted({c.kind.name for c in all_contracts(s).values()})
+    out = {ingest_pool(k): {"slots": int(value), "include_deferred": False,
+                            "description": f"loads of {k} sources at once"} for k in kinds}
+    out[DBT_POOL] = {"slots": 1, "include_deferred": False,
+                     "description": "dbt builds and releases: one at a time"}
+    return out
+
+
 def migrate(s: Settings) -> None:
-    """Airflow's metadata schema, and the admin login of the simple auth manager."""
+    """Airflow's metadata schema, the pools, and the admin login of the simple auth manager."""
     airflow(s, "db", "migrate", capture=True)
+    pool_file = s.home / "airflow" / "pools.json"
+    pool_file.write_text(json.dumps(pools(s), indent=2))
+    airflow(s, "pools", "import", str(pool_file), capture=True)
     passwords = _passwords_file(s)
     write_private(passwords, json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))

@@ -19,3 +19,12 @@ FACTSHEET_DAG = "safeguard_factsheet"
 INGEST_QUEUE = "ingest"
 DBT_QUEUE = "dbt"
 DEFAULT_QUEUE = "default"
+
+#: Airflow pools (created by ``airflow_env.migrate``, for either executor): dbt runs one task at
+#: a time, whatever starts it; each source kind's loads take a slot of their kind's pool
+DBT_POOL = "dbt"
+
+
+def ingest_pool(kind: str) -> str:
+    """The pool of every ingest DAG's tasks of one source kind (``ingest_partner_aggregates``)."""
+    return f"ingest_{kind}"
