@@ -40,6 +40,10 @@ class FactSheetError(RuntimeError):
     """What stopped the fact sheet, in one line for the user."""
 
 
+class NothingPublished(FactSheetError):
+    """No hotline count is published yet (too few cases, all withheld): no fact sheet."""
+
+
 # --- what the published layer says --------------------------------------------------------
 
 @dataclass
@@ -174,7 +178,8 @@ def default_year(published: Published) -> int:
     years = [r["year"] for r in published.stages if r["cases"] is not None]
     years += [r["year"] for r in published.cases_monthly if r["cases"] is not None]
     if not years:
-        raise FactSheetError("nothing is published yet: run the pipeline first (`safeguard run`)")
+        raise NothingPublished("no hotline count is published yet (none delivered, or all "
+                               "withheld as small): run the pipeline first (`safeguard run`)")
     return max(years)
 
 

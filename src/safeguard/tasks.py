@@ -149,10 +149,14 @@ def release(as_of: date | None = None) -> None:
 def factsheet() -> dict:
     """The fact sheet of the published tables (safeguard.factsheet): the names of the files
     written, never a figure."""
-    from safeguard.factsheet import FactSheetError, make_factsheet
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from safeguard.factsheet import FactSheetError, NothingPublished, make_factsheet
 
     try:
         html, pdf = make_factsheet(settings())
+    except NothingPublished as e:  # a release of withheld cells only: nothing to print
+        raise AirflowSkipException(str(e)) from None
     except FactSheetError as e:
         raise RuntimeError(str(e)) from None
     print(f"fact sheet written: {pdf} (and {html.name})")
