@@ -283,7 +283,9 @@ def test_a_delivery_runs_on_the_celery_workers(cluster, scratch, warehouse):
 
 # --- many deliveries at once -----------------------------------------------------------------
 
-BURST = 50
+#: deliveries arriving together: 50 (the issue's figure) takes ~9.5 min here, one source loading
+#: one file at a time (~8 s each); the suite runs 12, `SAFEGUARD_TEST_BURST=50` the full burst
+BURST = int(os.environ.get("SAFEGUARD_TEST_BURST") or 12)
 
 
 def _api_token(s: Settings, base: str) -> str:
@@ -320,8 +322,9 @@ def _until(check, what: str, timeout: float, s: Settings, every: float = 3):
 
 
 def test_fifty_deliveries_at_once(cluster, scratch, warehouse):
-    """50 partner deliveries arrive together and are triggered at once (50 DAG runs through
-    the REST API): every one is loaded exactly once, one at a time per source (its DAG's
+    """BURST partner deliveries (50 with SAFEGUARD_TEST_BURST=50) arrive together and are
+    triggered at once (a DAG run each through the REST API): every one is loaded exactly once,
+    one at a time per source (its DAG's
     ``max_active_runs=1``), each in its kind's pool; every batch's books balance (rows read =
     loaded + quarantined; a few files carry a row the gate quarantines, and their runs fail
     without a retry); and the dbt builds the loads set off never overlap (pool ``dbt``, one
