@@ -104,6 +104,30 @@ def _remove_batches_since(warehouse: psycopg.Connection, t0) -> None:
     warehouse.execute(f"delete from ops.batches where batch_id in ({batches})", [t0])
 
 
+def put_back_the_pipelines_release(s: Settings, first_no: int, raw_uris: list[str],
+                                   run_by: str) -> None:
+    """After a test that loaded, built and released (its batches removed already): the models
+    downstream of ``raw_uris`` rebuilt in full (the incremental case facts keep merged rows
+    whose batch is gone), the releases after ``first_no`` removed, and reporting made release
+    ``first_no`` again, so the tests that follow see the pipeline's own release.
+    (Test scaffolding: ops.releases is append-only for every pipeline role.)"""
+    from safeguard.release import _publish_release_info, _publish_table
+    from safeguard.transform import build, selection_for
+
+    with psycopg.connect(s.admin_url(s.warehouse_db), autocommit=True) as admin:
+        admin.execute("delete from releases.release_rows where release_no > %s", [first_no])
+        admin.execute("delete from ops.release_tables where release_no > %s", [first_no])
+        admin.execute("delete from ops.releases where release_no > %s", [first_no])
+    build(s, selection_for(raw_uris), run_by=run_by, full_refresh=True)
+    with psycopg.connect(s.url("transformer")) as conn:
+        for (t,) in conn.execute("select distinct table_name from releases.release_rows"
+                                 " where release_no = %s", [first_no]).fetchall():
+            _publish_table(conn, t, first_no)
+        as_of, embargo = conn.execute("select as_of_date, embargo_days from ops.releases"
+                                      " where release_no = %s", [first_no]).fetchone()
+        _publish_release_info(conn, first_no, as_of, embargo)
+
+
 #: fixtures that start or need a service (a database, Airflow, Superset, a browser)
 SERVICE_FIXTURES = {"sg_settings", "pipeline_run_output", "pipeline_done", "warehouse", "scratch",
                     "superset_server"}

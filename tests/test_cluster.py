@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import ROOT, safeguard_cli
+from conftest import ROOT, put_back_the_pipelines_release, safeguard_cli
 from safeguard.airflow_env import BROKER_DB, airflow, airflow_env, pools
 from safeguard.cluster import Cluster, machine, worker_queues
 from safeguard.config import Settings
@@ -174,6 +174,8 @@ def cluster(pipeline_done: Settings):
     partner ingest and the transform paused before the scheduler starts (their scheduled runs
     would only make the test slower). Stopped at the end, whatever happened."""
     s = pipeline_done
+    with psycopg.connect(s.admin_url(s.warehouse_db)) as conn:
+        (first_no,) = conn.execute("select max(release_no) from ops.releases").fetchone()
     saved = {k: os.environ.get(k) for k in (*CLUSTER_ENV, *NOT_OURS)}
     os.environ.update(CLUSTER_ENV)
     for name in NOT_OURS:
@@ -196,6 +198,9 @@ def cluster(pipeline_done: Settings):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    # the deliveries' batches are gone (scratch): their builds and releases too
+    put_back_the_pipelines_release(s, first_no, ["safeguard://warehouse/raw/partner_aggregates"],
+                                   "test:cluster")
     assert down.returncode == 0, down.stderr
     time.sleep(1)
     left = {n: p for n, p in started.items() if _running(p)}

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from conftest import ROOT, _remove_batches_since, safeguard_cli
+from conftest import ROOT, _remove_batches_since, put_back_the_pipelines_release, safeguard_cli
 from safeguard.release import TableRule, plan_release
 
 K = 10
@@ -192,7 +192,7 @@ def two_releases(pipeline_done, tmp_path_factory) -> Iterator[dict]:
     kept as it is (the plain rebuild 'before'). Day 2: the delivery, dbt, a release as of day 2.
     Afterwards: the delivery's batches and the test's releases removed, the candidate rebuilt
     and reporting put back to the pipeline's release, for the tests that follow."""
-    from safeguard.release import _publish_release_info, _publish_table, release
+    from safeguard.release import release
     from safeguard.transform import build, selection_for
 
     s = pipeline_done
@@ -229,22 +229,8 @@ def two_releases(pipeline_done, tmp_path_factory) -> Iterator[dict]:
             _remove_batches_since(admin, t0)
             admin.execute(sql.SQL("drop schema if exists {} cascade").format(
                 sql.Identifier(PLAIN_BEFORE)))
-            # test scaffolding: the audit trail of the pipeline's own run is what the tests
-            # that follow expect (ops.releases is append-only for every pipeline role)
-            admin.execute("delete from releases.release_rows where release_no > %s",
-                          [first_no])
-            admin.execute("delete from ops.release_tables where release_no > %s", [first_no])
-            admin.execute("delete from ops.releases where release_no > %s", [first_no])
-        # in full: the incremental case facts keep merged cases whose batch is gone
-        build(s, selection_for(["safeguard://warehouse/raw/hotline_cases"]),
-              run_by="test:releases", full_refresh=True)
-        with psycopg.connect(s.url("transformer")) as conn:
-            for (t,) in conn.execute("select distinct table_name from releases.release_rows"
-                                     " where release_no = %s", [first_no]).fetchall():
-                _publish_table(conn, t, first_no)
-            as_of, embargo = conn.execute("select as_of_date, embargo_days from ops.releases"
-                                          " where release_no = %s", [first_no]).fetchone()
-            _publish_release_info(conn, first_no, as_of, embargo)
+        put_back_the_pipelines_release(s, first_no, ["safeguard://warehouse/raw/hotline_cases"],
+                                       "test:releases")
 
 
 def test_two_releases_a_day_apart_give_the_attacker_nothing(pipeline_done, two_releases):
