@@ -237,12 +237,17 @@ def build(published: Published, *, theme: str = "grooming", year: int | None = N
     if theme not in THEMES:
         raise FactSheetError(f"unknown theme {theme!r}; known: {', '.join(THEMES)}")
     contracts = contracts or {}
-    latest = default_year(published)
-    year = year or latest
+    default_year(published)  # anything published at all (else NothingPublished)
+    # the year of the monthly trends: the stage table may publish a year whose months all
+    # stay withheld (a small sample), so the default is the latest year with a monthly count
     years = {r["year"] for r in published.cases_monthly if r["cases"] is not None}
+    if not years:
+        raise NothingPublished("no monthly hotline count is published yet (all withheld as "
+                               "small): no fact sheet")
+    year = year or max(years)
     if year not in years:
         raise FactSheetError(f"no hotline figure is published for {year}; years with published "
-                             f"data: {min(years)} to {latest}")
+                             f"data: {min(years)} to {max(years)}")
     notes = Notes()  # numbered in the order the page first cites them
     headlines: list[Headline] = []
 
