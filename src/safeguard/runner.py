@@ -208,7 +208,7 @@ def wait_for_pipeline(s: Settings, ingest_dags: list[str], since: float,
 
 def wait_for_run(s: Settings, dag_id: str, since: float, timeout: float = 300) -> str:
     """The state of the DAG's first run started since ``since`` (epoch seconds), once it has
-    finished; "not run" when none finished within ``timeout`` seconds."""
+    finished; "did not run within N minutes" when none finished within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with psycopg.connect(s.url("airflow", s.airflow_db)) as conn:
