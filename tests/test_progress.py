@@ -57,6 +57,63 @@ def test_dbt_progress_says_what_runs_only_while_something_runs():
     assert progress.tick() == []
 
 
+def test_dbt_progress_says_nothing_after_dbts_command_ended():
+    """A node whose end was never seen (a log turned at the wrong moment, dbt killed) is not
+    "running" once dbt says its command completed, nor once every node is counted."""
+    from safeguard.transform import DbtProgress
+
+    def node(name: str) -> dict:
+        return {"unique_id": f"model.safeguard.{name}", "node_name": name,
+                "resource_type": "model", "node_status": "success"}
+
+    progress = DbtProgress(interval=0)
+    for name in ("a", "b"):
+        progress.feed({"info": {"name": "LogStartLine", "invocation_id": "i"},
+                       "data": {"node_info": node(name), "total": 2}})
+    progress.feed({"info": {"name": "LogModelResult", "invocation_id": "i"},
+                   "data": {"node_info": node("a"), "total": 2}})
+    assert progress.tick() == ["dbt 1/2 done, running model b (0.0s)"]
+    progress.feed({"info": {"name": "CommandCompleted", "invocation_id": "i"}, "data": {}})
+    assert progress.tick() == []
+
+    progress = DbtProgress(interval=0)
+    for name in ("a", "b"):
+        progress.feed({"info": {"name": "LogStartLine", "invocation_id": "j"},
+                       "data": {"node_info": node(name), "total": 1}})
+    progress.feed({"info": {"name": "LogModelResult", "invocation_id": "j"},
+                   "data": {"node_info": node("a"), "total": 1}})
+    assert progress.tick() == []
+
+
+def test_dbt_log_loses_no_event_when_dbt_turns_the_file(tmp_path):
+    """dbt's own file handler (a RotatingFileHandler) renames dbt.log to dbt.log.1 at its size
+    limit: the events written to the old file after the last read are still read, once."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    from safeguard.watch import DbtLog
+
+    path = tmp_path / "dbt.log"
+    handler = RotatingFileHandler(path, maxBytes=400, backupCount=5)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test_dbt_log_turns")
+    logger.propagate, logger.handlers = False, [handler]
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info('{"info": {"name": "before"}}')
+        log = DbtLog(path)  # follows from here on
+        seen = []
+        for i in range(40):
+            logger.info('{"info": {"name": "e%d"}, "data": {"pad": "%s"}}', i, "x" * 30)
+            if i % 7 == 3:  # read now and then: some turns fall between two reads
+                seen += log.events()
+        seen += log.events()
+    finally:
+        handler.close()
+    assert path.with_name("dbt.log.2").exists()  # it turned more than once
+    assert [e["info"]["name"] for e in seen] == [f"e{i}" for i in range(40)]
+
+
 def test_run_says_each_dag_run_and_task_state_change_and_dbt_progress(pipeline_run_output):
     from safeguard.dag_ids import TRANSFORM_DAG, ingest_dag_id
 

@@ -80,6 +80,8 @@ FINISHED_EVENTS = frozenset({
     "LogNodeNoOpResult", "LogFunctionResult", "LogFreshnessResult", "SkippingDetails",
     "LogSkipBecauseError"})
 STARTED_EVENT = "LogStartLine"
+#: dbt's last event of a command: whatever it had started is over
+ENDED_EVENT = "CommandCompleted"
 TESTS = ("test", "unit_test")
 
 
@@ -110,6 +112,8 @@ class DbtProgress:
         kind = node.get("resource_type") or data.get("resource_type") or "node"
         label = f"{kind} {node.get('node_name') or data.get('node_name') or data.get('relation')}"
         total = data.get("total") or data.get("num_models")
+        if name == ENDED_EVENT:
+            self.running.clear()
         if name not in FINISHED_EVENTS and name != STARTED_EVENT:
             return []
         self.total = max(self.total, int(total or 0))
@@ -142,7 +146,7 @@ class DbtProgress:
 
     def tick(self) -> list[str]:
         # nothing running (the build over, or between two dbt commands): nothing to say
-        if (not self.total or not self.running
+        if (not self.total or not self.running or self.done >= self.total
                 or time.monotonic() - self.said_at < self.interval):
             return []
         running = self.now_running()

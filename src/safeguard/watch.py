@@ -125,8 +125,9 @@ def _when(value: str | None) -> datetime | None:
 
 class DbtLog:
     """dbt's events written to ``dbt.log`` (JSON lines) since this was made. dbt starts a new
-    file when the log grows large (``dbt.log.1`` keeps the old one): then it reads the new one
-    from its start."""
+    file when the log grows large (10 MB; the old one is renamed ``dbt.log.1``): then it reads
+    what was added to the old one since the last read, then the new one from its start, so no
+    event is lost at the turn (a node's end lost there would leave it "running" for ever)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -144,14 +145,18 @@ class DbtLog:
         inode, size = self._where()
         if inode is None:
             return []
+        chunk = b""
         if inode != self.inode or size < self.offset:
-            self.inode, self.offset, self.partial = inode, 0, b""
-        if size == self.offset:
+            chunk = self._rest_of_rotated()
+            self.inode, self.offset = inode, 0
+        if size > self.offset:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                read = f.read(size - self.offset)
+            chunk += read
+            self.offset += len(read)
+        if not chunk:
             return []
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(size - self.offset)
-        self.offset += len(chunk)
         *complete, self.partial = (self.partial + chunk).split(b"\n")
         out = []
         for line in complete:
@@ -160,6 +165,26 @@ class DbtLog:
             except ValueError:
                 continue  # a line written as text (before the switch to JSON)
         return out
+
+    def _rest_of_rotated(self) -> bytes:
+        """What dbt wrote since the last read to the files it has turned since (the one read
+        is now ``dbt.log.<k>``, newer ones ``.<k-1>`` ... ``.1``). dbt turns a file between two
+        events, so each ends with a whole line."""
+        turned = [self.path.with_name(f"{self.path.name}.{k}") for k in range(1, 10)]
+        inodes = []
+        for path in turned:
+            try:
+                inodes.append(path.stat().st_ino)
+            except FileNotFoundError:
+                break
+        if self.inode not in inodes:  # gone (more turns than dbt keeps): lost with it
+            self.partial = b""
+            return b""
+        k = inodes.index(self.inode)
+        with turned[k].open("rb") as f:
+            f.seek(self.offset)
+            out = f.read()
+        return out + b"".join(path.read_bytes() for path in reversed(turned[:k]))
 
 
 # --- saying it ---------------------------------------------------------------------------------
