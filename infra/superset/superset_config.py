@@ -9,8 +9,23 @@ Required:
   SAFEGUARD_SUPERSET_METADATA_URI  postgresql+psycopg2 URI of the metadata database (role superset)
 Optional:
   SUPERSET_HOME                    Superset's state folder (read by Superset itself)
-  SAFEGUARD_SUPERSET_CACHE_DIR     file cache folder (default: $SUPERSET_HOME/cache)
-  SAFEGUARD_SUPERSET_DATA_CACHE_SECONDS  how long chart results are reused (default 300)
+  SAFEGUARD_SUPERSET_CACHE_REDIS_URL  the metadata and chart-data caches in this Redis (see below)
+  SAFEGUARD_SUPERSET_CACHE_DIR     else a file cache in this folder (default: $SUPERSET_HOME/cache)
+  SAFEGUARD_SUPERSET_DATA_CACHE_SECONDS  how long chart results are reused (default 86400)
+
+Caches. ``safeguard superset up`` puts the metadata and chart-data caches in Redis whenever the
+project's Redis runs for this Superset (reports on, as in ``make demo`` and the tests) or
+``REDIS_URL`` is set, and in files otherwise (a fresh laptop has no Redis);
+``SAFEGUARD_SUPERSET_CACHE=redis|file`` says which (redis starts the project's Redis).
+Both are shared by every gunicorn worker, so more workers do not mean more cold queries; Redis
+also serves several machines and keeps the hot set in memory. Chart results live a day: the
+published tables change by releases only, and after each release the cache is emptied and the
+published dashboards' charts computed again (``safeguard.superset.warm``; Superset's own
+start empties it too, in case a release came while it was down). Filter and explore state stay
+in the metadata database (Superset's default): a shared link holds their key, and our Redis
+keeps nothing across restarts. No ``RESULTS_BACKEND``: it holds SQL Lab's asynchronous results
+only, and no database here runs queries asynchronously (the analysts' queries are small, and
+async would need the Celery worker to run SQL Lab's tasks too).
 Alerts & Reports (set by ``safeguard superset up`` when SAFEGUARD_REPORTS=1):
   SAFEGUARD_REPORTS                1 turns the ALERT_REPORTS flag and the Celery config on
   SAFEGUARD_REDIS_BROKER_URL / SAFEGUARD_REDIS_RESULTS_URL  Celery's broker and results
@@ -97,31 +112,36 @@ FEATURE_FLAGS = {
     "THUMBNAILS": False,  # would need Celery
 }
 
-# --- caching without Redis ---------------------------------------------------------------
-# A fresh laptop has no Redis. A file cache is shared by all gunicorn workers (SimpleCache
-# would be per process) and survives restarts; filter and explore state stay in the metadata
-# database (Superset's default metastore cache).
+# --- caches: Redis when the project's Redis is in use, else files ------------------------------
+# A fresh laptop has no Redis: a file cache is shared by all gunicorn workers too (SimpleCache
+# would be per process) and survives restarts. Filter and explore state stay in the metadata
+# database (Superset's default metastore cache). See the module's docstring for the choice.
 _cache_dir = Path(
     os.environ.get("SAFEGUARD_SUPERSET_CACHE_DIR")
     or Path(os.environ.get("SUPERSET_HOME", Path.home() / ".superset")) / "cache"
 )
-_data_seconds = int(os.environ.get("SAFEGUARD_SUPERSET_DATA_CACHE_SECONDS", "300"))
+_cache_redis = os.environ.get("SAFEGUARD_SUPERSET_CACHE_REDIS_URL")
+# A day: every release empties the chart-data cache and warms it again (safeguard.superset.warm)
+_data_seconds = int(os.environ.get("SAFEGUARD_SUPERSET_DATA_CACHE_SECONDS", "86400"))
+#: the chart-data keys' prefix (SupersetServer.empty_data_cache deletes the keys by it)
+DATA_CACHE_PREFIX = "safeguard_data_"
 
-CACHE_CONFIG = {
-    "CACHE_TYPE": "FileSystemCache",
-    "CACHE_DIR": str(_cache_dir / "metadata"),
-    "CACHE_DEFAULT_TIMEOUT": 3600,
-    "CACHE_KEY_PREFIX": "safeguard_meta_",
-    "CACHE_THRESHOLD": 2000,
-}
-# Chart results: short, so a pipeline run shows up within minutes without a cache flush.
-DATA_CACHE_CONFIG = {
-    "CACHE_TYPE": "FileSystemCache",
-    "CACHE_DIR": str(_cache_dir / "data"),
-    "CACHE_DEFAULT_TIMEOUT": _data_seconds,
-    "CACHE_KEY_PREFIX": "safeguard_data_",
-    "CACHE_THRESHOLD": 2000,
-}
+
+def _cache(kind: str, prefix: str, seconds: int) -> dict:
+    if _cache_redis:
+        from urllib.parse import urlsplit
+
+        # flask-caching passes CACHE_REDIS_DB over the URL's own database: give it the same
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": _cache_redis,
+                "CACHE_REDIS_DB": int(urlsplit(_cache_redis).path.strip("/") or 0),
+                "CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_KEY_PREFIX": prefix}
+    return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(_cache_dir / kind),
+            "CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_KEY_PREFIX": prefix,
+            "CACHE_THRESHOLD": 2000}
+
+
+CACHE_CONFIG = _cache("metadata", "safeguard_meta_", 3600)
+DATA_CACHE_CONFIG = _cache("data", DATA_CACHE_PREFIX, _data_seconds)
 
 # --- Alerts & Reports ----------------------------------------------------------------------
 # Off unless `safeguard superset up` runs with reports (SAFEGUARD_REPORTS=1; on in `make demo`):

@@ -187,12 +187,14 @@ class Redis(Process):
                              "REDIS_URL to a Redis of yours.")
         port = self.port if self.port and port_is_free(self.port) else free_port()
         conf = self.folder / "redis.conf"
-        # loopback only, password, no persistence: the queue holds nothing worth keeping
+        # loopback only, password, no persistence: the queue holds nothing worth keeping.
+        # Full, it evicts keys that expire only (Superset's cache entries, Celery's results),
+        # never a queue: a cache that grows must not lose a task
         write_private(conf, "".join(f"{line}\n" for line in (
             f"port {port}", "bind 127.0.0.1", "protected-mode yes",
             f'requirepass "{self.password}"', 'save ""', "appendonly no",
             f'dir "{self.folder}"', "daemonize no", "maxmemory 128mb",
-            "maxmemory-policy noeviction")))
+            "maxmemory-policy volatile-lru")))
         # SAFEGUARD_HOME in its environment: Redis rewrites its command line, and whoever
         # looks for what a home started (the demo's test) finds it by that
         proc = self._spawn([binary, str(conf)], {"PATH": env("PATH", "") or "",

@@ -46,6 +46,13 @@ DEFAULT_PORT = 8088
 # ``reset-password`` takes the password as an argument.
 _ACCESS_SCRIPT = "apply_access.py"  # in infra/superset, beside superset_config.py
 
+#: Redis database of Superset's caches (the reports' broker is 0, their results 1, Airflow's
+#: broker 2), and who the project's Redis is started for when only the cache needs it
+CACHE_REDIS_DB = 3
+CACHE_REDIS_USER = "superset-cache"
+#: the chart-data cache's key prefix, as superset_config.py sets it
+DATA_CACHE_PREFIX = "safeguard_data_"
+
 
 def _group_alive(pgid: int) -> bool:
     try:
@@ -75,6 +82,14 @@ class SupersetServer:
         )
         self.workers = int(env("SUPERSET_WORKERS", "2"))
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def running(cls, settings: Settings) -> SupersetServer | None:
+        """Our Superset of this home, at the port it was started on, if it runs and answers
+        (``SUPERSET_PORT`` may name another port than a test's or a demo's free one)."""
+        state = cls(settings, port=DEFAULT_PORT)._saved_state() or {}
+        server = cls(settings, port=int(state.get("port") or DEFAULT_PORT))
+        return server if server.pid() and server.is_healthy() else None
 
     # --- where things are ------------------------------------------------------------------
     @property
@@ -131,7 +146,51 @@ class SupersetServer:
         out["SAFEGUARD_REPORTS"] = "1" if self.reports else "0"
         if self.reports:
             out.update(self.reports_env())
+        redis = self.report_workers.redis
+        # not before Redis started (bootstrap): Superset's commands then use the file cache
+        if self.cache_in_redis() and (redis.external_url or redis.port is not None):
+            out["SAFEGUARD_SUPERSET_CACHE_REDIS_URL"] = redis.url(CACHE_REDIS_DB)
         return out
+
+    def cache_in_redis(self) -> bool:
+        """Superset's caches in Redis (``SAFEGUARD_SUPERSET_CACHE=redis``) or in files
+        (``file``); unset, in Redis when the project's Redis runs for this Superset anyway
+        (reports on) or ``REDIS_URL`` names one, since a fresh laptop has none."""
+        wanted = (env("SAFEGUARD_SUPERSET_CACHE") or "").strip().lower()
+        if wanted not in ("", "redis", "file"):
+            raise SupersetError(f"SAFEGUARD_SUPERSET_CACHE is redis or file, not {wanted!r}.")
+        started = self._saved_state() if self.pid() else None
+        if started and "cache_redis" in started:  # a running server keeps what it started with
+            return bool(started["cache_redis"])
+        if wanted:
+            return wanted == "redis"
+        return self.reports or bool(self.report_workers.redis.external_url)
+
+    def empty_data_cache(self) -> int:
+        """Delete every cached chart result, whatever the query (a release changes the
+        figures under the same cache keys, a filtered view's too); how many were deleted.
+        Nothing else in the cache is touched."""
+        redis = self.report_workers.redis
+        if not self.cache_in_redis():
+            folder = self.dir / "cache" / "data"
+            files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+            for p in files:
+                p.unlink(missing_ok=True)
+            return len(files)
+        if not (redis.external_url or redis.port is not None):
+            return 0  # not started: nothing cached
+        import redis as redis_client
+
+        try:
+            with redis_client.Redis.from_url(redis.url(CACHE_REDIS_DB),
+                                             socket_timeout=10) as client:
+                keys = list(client.scan_iter(match=f"{DATA_CACHE_PREFIX}*", count=1000))
+                for i in range(0, len(keys), 500):
+                    client.unlink(*keys[i:i + 500])
+        except redis_client.RedisError as e:
+            raise SupersetError(f"Superset's cache in Redis could not be emptied "
+                                f"({type(e).__name__}); see {redis.log}") from None
+        return len(keys)
 
     def reports_env(self) -> dict[str, str]:
         """What ``superset_config.py`` turns Alerts & Reports on with: the Redis (broker db 0,
@@ -238,6 +297,8 @@ class SupersetServer:
         With reports on, Redis first, and (``workers``) Celery's worker and beat after."""
         if self.reports:
             self.report_workers.redis.start(REDIS_USER)
+        if self.cache_in_redis():
+            self.report_workers.redis.start(CACHE_REDIS_USER)
         self._start_web(timeout)
         if self.reports and workers:
             self.start_report_workers()
@@ -261,6 +322,8 @@ class SupersetServer:
                 "to a free port, or stop what listens there."
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        # chart results live a day: a release while Superset was down must not be served old
+        self.empty_data_cache()
         args = [
             str(self.venv_bin / "gunicorn"),
             "--bind", f"{self.host}:{self.port}",
@@ -277,7 +340,8 @@ class SupersetServer:
                 args, env=self.env(), cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        self.state_file.write_text(json.dumps({"pid": self._proc.pid, "port": self.port}))
+        self.state_file.write_text(json.dumps({"pid": self._proc.pid, "port": self.port,
+                                               "cache_redis": self.cache_in_redis()}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -295,7 +359,9 @@ class SupersetServer:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the whole process group, SIGKILL what is left; True if something ran.
-        The reports' worker, beat and our Redis stop too, whether or not gunicorn ran."""
+        The reports' worker, beat and our Redis stop too, whether or not gunicorn ran (Redis
+        only when Airflow's Celery does not use it as well)."""
+        self.report_workers.redis.release(CACHE_REDIS_USER)
         workers = self.report_workers.stop()
         return self._stop_web(timeout) or bool(workers)
 
