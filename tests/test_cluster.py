@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -23,14 +24,16 @@ import pytest
 from conftest import ROOT, put_back_the_pipelines_release, safeguard_cli
 from safeguard.airflow_env import BROKER_DB, airflow, airflow_env, pools
 from safeguard.cluster import Cluster, machine, worker_queues
-from safeguard.config import Settings
+from safeguard.config import ROLES, Settings
 from safeguard.dag_ids import DBT_POOL, TRANSFORM_DAG, ingest_dag_id, ingest_pool
 
 PARTNER = "sample_partner_aggregates"
 HEADER = "month,country,channel,exploitation_type,grooming_stage,reporter_type,cases\n"
 #: the cluster's own Airflow metadata database, on the session's server
 CLUSTER_ENV = {"SAFEGUARD_EXECUTOR": "celery", "SAFEGUARD_CELERY_WORKERS": "2",
-               "SAFEGUARD_AIRFLOW_DB": "safeguard_airflow_cluster"}
+               "SAFEGUARD_AIRFLOW_DB": "safeguard_airflow_cluster",
+               # a killed worker's task is retried after a minute, not Airflow's five
+               "SAFEGUARD_TASK_HEARTBEAT_TIMEOUT": "60"}
 #: settings of the caller's that would change the topology under test
 NOT_OURS = ("REDIS_URL", "SAFEGUARD_CELERY_QUEUES", "SAFEGUARD_CELERY_CONCURRENCY",
             "SAFEGUARD_INGEST_POOL_SLOTS")
@@ -59,6 +62,10 @@ def test_celery_settings(bare_settings, monkeypatch):
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == (
         "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    # a task whose worker died is retried after Airflow's 300 s without a heartbeat
+    assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "300"
+    monkeypatch.setenv("SAFEGUARD_TASK_HEARTBEAT_TIMEOUT", "60")
+    assert airflow_env(bare_settings)["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "60"
     # no broker before the project's Redis has started (never Airflow's redis://redis:6379)
     assert "AIRFLOW__CELERY__BROKER_URL" not in env
     monkeypatch.setenv("REDIS_URL", "redis://:pw@redis.example.org:6379/5")
@@ -455,3 +462,178 @@ def test_fifty_deliveries_at_once(cluster, scratch, warehouse):
     assert "success" in builds and set(builds) <= {"success", "failed"}, dbt_tis
     for (_, end), (start, _) in zip(every_dbt, every_dbt[1:], strict=False):
         assert end is not None and start >= end, f"dbt tasks overlapped: {every_dbt}"
+
+
+# --- a worker killed mid-load ----------------------------------------------------------------
+
+def _restart_workers(s: Settings, queues: str | None) -> None:
+    """Stop the workers (warm: a task still running finishes first), then start them again
+    serving ``queues`` (``SAFEGUARD_CELERY_QUEUES``; None: the cluster's default topology)."""
+    from safeguard.cluster import _group_alive
+
+    workers = Cluster(s).workers
+    pids = [p for p in (w.pid() for w in workers) if p]
+    for w in workers:
+        w.signal(signal.SIGTERM)
+    _until(lambda: not any(_group_alive(p) for p in pids), "the workers did not stop", 300, s,
+           every=1)
+    if queues is None:
+        os.environ.pop("SAFEGUARD_CELERY_QUEUES", None)
+    else:
+        os.environ["SAFEGUARD_CELERY_QUEUES"] = queues
+    safeguard_cli("cluster", "up", "--only", "worker")
+
+
+def _kill_worker(s: Settings, hostname: str) -> list[int]:
+    """SIGKILL the worker named ``hostname`` as a machine's loss would: its process group (the
+    Celery worker and its pool) and every process below it (a task runs in a process group
+    of its own). The pids killed."""
+    from safeguard.cluster import _descendants
+
+    index = int(hostname.split("@")[0].removeprefix("worker"))
+    component = next(w for w in Cluster(s).workers if w.name == f"worker-{index}")
+    pid = component.pid()
+    assert pid, f"{component.name} is not running"
+    family = [pid, *_descendants(pid)]
+    os.killpg(pid, signal.SIGKILL)
+    for p in family:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _until(lambda: not any(_running(p) for p in family), "the killed worker's processes "
+           "are still there", 60, s, every=0.5)
+    return family
+
+
+def _dbt_quiet(conn: psycopg.Connection) -> bool:
+    """No dbt run due or running (the builds the loads set off have finished)."""
+    due = conn.execute(
+        "select (select count(*) from asset_dag_run_queue where target_dag_id = %s)"
+        " + (select count(*) from dag_run where dag_id = %s and state in ('queued', 'running'))",
+        [TRANSFORM_DAG, TRANSFORM_DAG]).fetchone()[0]
+    return due == 0
+
+
+def test_a_worker_killed_mid_load(cluster, scratch, warehouse):
+    """A delivery's load is running on one worker when that worker dies (SIGKILL to it and to
+    the task it forked, as a lost machine): Airflow notices the missing heartbeat
+    (``SAFEGUARD_TASK_HEARTBEAT_TIMEOUT``), retries the task on the other worker, and the
+    batch is loaded exactly once: one batch for the file, loaded, its rows in raw once, its
+    books balanced, nothing left in landing.
+
+    The load is caught in the middle by a lock: the test holds the raw table in SHARE mode,
+    so the load's transaction (rule pass done, rows being placed) waits on its insert into raw
+    until the worker is dead, whatever the machine's speed. Both workers serve ``ingest`` for
+    this test, and get back their own queues after it."""
+    from safeguard.contracts import get_contract
+
+    s, _ = cluster
+    contract = get_contract(s, PARTNER)
+    dag_id = ingest_dag_id(PARTNER)
+    workers = {f"worker1@{machine()}", f"worker2@{machine()}"}
+    delivery = s.drop_root / PARTNER / f"killed_worker_{int(time.time())}_2021-06.csv"
+    delivery.write_text(HEADER + "".join(
+        f"2021-06,{country},gaming,online_enticement,trust_development,public,{n}\n"
+        for country, n in (("NL", 41), ("BE", 52), ("DE", 63))))
+    run_id = f"killed_worker_{int(time.time())}"
+    blocker = psycopg.connect(s.admin_url(s.warehouse_db))
+    try:
+        _restart_workers(s, "ingest,dbt,default ingest,dbt,default")
+        blocker.execute(f"lock table raw.{contract.kind.raw_table} in share mode")
+        with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
+            airflow(s, "dags", "trigger", dag_id, "-r", run_id,
+                    "-c", json.dumps({"file": delivery.name}), capture=True)
+
+            def loading():
+                """The load's hostname once it runs and waits, mid-transaction, on raw."""
+                ti = conn.execute(
+                    "select hostname, try_number from task_instance where dag_id = %s and "
+                    "run_id = %s and task_id = 'validate_and_load' and state = 'running'",
+                    [dag_id, run_id]).fetchone()
+                waiting = warehouse.execute(
+                    "select count(*) from pg_stat_activity where usename = %s and "
+                    "wait_event_type = 'Lock' and query ilike %s",
+                    [ROLES["loader"], f"insert into raw.%{contract.kind.raw_table}%"]
+                ).fetchone()[0]
+                return ti if ti and ti[0] and waiting else None
+
+            hostname, first_try = _until(loading, "the load did not start", 420, s, every=0.5)
+            assert hostname in workers and first_try == 1
+            _kill_worker(s, hostname)
+            blocker.rollback()  # the dead load's transaction now ends, rolled back
+
+            state = _until(lambda: conn.execute(
+                "select state from dag_run where dag_id = %s and run_id = %s and state in "
+                "('success', 'failed')", [dag_id, run_id]).fetchone(),
+                "the run did not finish after the worker was killed", 600, s)[0]
+            tis = {t: (st, n, h) for t, st, n, h in conn.execute(
+                "select task_id, state, try_number, hostname from task_instance "
+                "where dag_id = %s and run_id = %s", [dag_id, run_id])}
+            history = conn.execute(
+                "select try_number, hostname, state from task_instance_history "
+                "where dag_id = %s and run_id = %s and task_id = 'validate_and_load'",
+                [dag_id, run_id]).fetchall()
+            # the dbt build the load set off, before the workers restart under it
+            _until(lambda: _dbt_quiet(conn) and (time.sleep(10) or _dbt_quiet(conn)),
+                   "the dbt run the load set off did not finish", 600, s)
+    finally:
+        blocker.close()
+        delivery.unlink(missing_ok=True)
+        _restart_workers(s, None)
+
+    # retried once, on the other worker
+    assert state == "success", _logs(s)
+    (other,) = workers - {hostname}
+    assert tis["land"][:2] == ("success", 1), tis
+    assert tis["validate_and_load"] == ("success", 2, other), tis
+    assert [(n, h) for n, h, _ in history] == [(1, hostname)], history
+
+    # loaded exactly once: one batch, its books balanced, its rows in raw once, landing empty
+    batches = warehouse.execute(
+        "select batch_id, status, rows_read, rows_loaded, rows_quarantined from ops.batches "
+        "where file_name = %s", [delivery.name]).fetchall()
+    assert [b[1:] for b in batches] == [("loaded", 3, 3, 0)], batches
+    batch_id = batches[0][0]
+    raw = warehouse.execute(
+        f"select count(*), count(distinct source_row_number) from raw.{contract.kind.raw_table}"
+        f" where batch_id = %s", [batch_id]).fetchone()
+    assert raw == (3, 3)
+    assert warehouse.execute("select count(*) from quarantine.rows where batch_id = %s",
+                             [batch_id]).fetchone()[0] == 0
+    assert warehouse.execute(
+        "select count(*) from ops.batches where source_name = %s and status in "
+        "('landing', 'landed')", [PARTNER]).fetchone()[0] == 0
+    assert warehouse.execute(
+        f"select count(*) from landing.{contract.landing_table}").fetchone()[0] == 0
+    # and the workers are back on their own queues for whatever follows
+    listed = airflow(s, "celery", "list-workers", "-o", "json", capture=True).stdout
+    queues = {w["worker_name"]: sorted(w["queues"])
+              for w in json.loads(listed[listed.index("["):listed.rindex("]") + 1])}
+    assert queues == {f"worker1@{machine()}": ["default", "ingest"],
+                      f"worker2@{machine()}": ["dbt", "default"]}
+
+
+def test_a_retry_of_a_committed_load_loads_nothing_twice(sg_settings, scratch, warehouse,
+                                                          tmp_path):
+    """A worker lost after the load's commit, before Airflow heard of it: the retry finds the
+    batch loaded and returns its result (the task succeeds, its Asset is updated), instead of
+    loading it again or failing a run whose file is in."""
+    from safeguard.contracts import get_contract
+    from safeguard.ingest.landing import land_file
+    from safeguard.ingest.load import validate_and_load
+
+    contract = get_contract(sg_settings, PARTNER)
+    path = tmp_path / "partner_retry_2021-08.csv"
+    path.write_text(HEADER + "2021-08,NL,gaming,online_enticement,trust_development,public,44\n"
+                             "2021-08,BE,gaming,online_enticement,trust_development,public,55\n")
+    landed = land_file(sg_settings, contract, path, "test:retry")
+    first = validate_and_load(sg_settings, contract, landed.batch_id)
+    again = validate_and_load(sg_settings, contract, landed.batch_id)
+    assert (first.status, first.rows_read, first.rows_loaded) == ("loaded", 2, 2)
+    assert (again.status, again.rows_read, again.rows_loaded, again.rows_quarantined) == (
+        "loaded", 2, 2, 0)
+    assert "not loaded again" in again.message
+    assert warehouse.execute(
+        f"select count(*) from raw.{contract.kind.raw_table} where batch_id = %s",
+        [landed.batch_id]).fetchone()[0] == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from safeguard.config import Settings, child_env, env, write_private
 from safeguard.dag_ids import DBT_POOL, DEFAULT_QUEUE, ingest_pool
-from safeguard.services import Redis
+from safeguard.services import Redis, ServiceError
 
 #: Airflow's Celery broker is database 2 of the project's Redis (Superset's reports use 0, 1)
 BROKER_DB = 2
@@ -39,6 +39,17 @@ def executor() -> str:
     return (env("SAFEGUARD_EXECUTOR") or "local").strip().lower()
 
 
+def heartbeat_timeout() -> str:
+    """``SAFEGUARD_TASK_HEARTBEAT_TIMEOUT``: seconds without a heartbeat before a running task
+    counts as lost (its worker died) and is retried; default 300 (Airflow's). Shorter finds a
+    dead worker sooner; too short, and a worker starved of CPU looks dead."""
+    value = env("SAFEGUARD_TASK_HEARTBEAT_TIMEOUT", "300") or "300"
+    if not value.isdigit() or int(value) < 15:
+        raise ServiceError(f"SAFEGUARD_TASK_HEARTBEAT_TIMEOUT={value!r}: give seconds, 15 "
+                           "or more (heartbeats come every 5 s)")
+    return value
+
+
 def celery_env(s: Settings) -> dict[str, str]:
     """What every Airflow component (on any machine) needs for the CeleryExecutor: the broker
     (the project's Redis, or ``REDIS_URL``; set once Redis has started), the result backend in
@@ -51,8 +62,15 @@ def celery_env(s: Settings) -> dict[str, str]:
                                                          driver="postgresql+psycopg2"),
         # processes per worker (Airflow's default, 16, is 3+ GB per worker)
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": env("SAFEGUARD_CELERY_CONCURRENCY", "2") or "2",
-        # a dbt build at volume may take hours: redelivered only after 6 (Airflow's default 24)
+        # a dbt build at volume may take hours: redelivered only after 6 (Airflow's default 24).
+        # A worker that dies leaves its message unacknowledged (acks_late) until then; the
+        # scheduler has long retried the task by that time, under a new task instance id, so
+        # a late redelivery is refused by the execution API and runs nothing twice
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+        # a worker lost mid-task is noticed by its task's missing heartbeat (sent every 5 s by
+        # the worker's supervisor, whatever the task does): failed after this many seconds
+        # and retried on another worker. Airflow's default, 300, unless said otherwise
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": heartbeat_timeout(),
     }
     if redis.external_url or redis.port is not None:
         out["AIRFLOW__CELERY__BROKER_URL"] = redis.url(BROKER_DB)

@@ -342,12 +342,30 @@ def _place_rows(conn: psycopg.Connection, contract: Contract, batch_id: str,
     return quarantined, loaded, warnings
 
 
+#: a batch whose load committed: its rows are in raw and quarantine, its landing table emptied
+FINISHED = ("loaded", "loaded_with_warnings", "quarantined", "rejected")
+
+
+def _already_loaded(conn: psycopg.Connection, batch_id: str) -> BatchResult:
+    """A retry of a load that had committed (its worker was lost after the commit, before
+    Airflow heard of it): the batch's recorded result, not a second load nor a failure. (A
+    load killed before its commit left nothing: the server rolled it back, and the row lock
+    taken above waited for that.)"""
+    status, read, loaded, quarantined, message = conn.execute(
+        "select status, rows_read, rows_loaded, rows_quarantined, message from ops.batches "
+        "where batch_id = %s", [batch_id]).fetchone()
+    return BatchResult(batch_id, status, read, loaded, quarantined,
+                       f"{message}\n(loaded by an earlier try of this run: not loaded again)")
+
+
 def _load(conn: psycopg.Connection, contract: Contract, batch_id: str,
           landing: sql.Composable, gx_counts: GateCounts | Callable[[], GateCounts],
           batch_rules: list[Rule]) -> BatchResult:
     batch = conn.execute(
         "select file_name, status, rows_read from ops.batches where batch_id = %s for update",
         [batch_id]).fetchone()
+    if batch is not None and batch[1] in FINISHED:
+        return _already_loaded(conn, batch_id)
     if batch is None or batch[1] != "landed":
         raise IngestError(f"batch {batch_id} is not waiting in landing (status: "
                           f"{batch[1] if batch else 'unknown'})", batch_id)
