@@ -62,27 +62,25 @@ def test_dbt_progress_says_nothing_after_dbts_command_ended():
     "running" once dbt says its command completed, nor once every node is counted."""
     from safeguard.transform import DbtProgress
 
-    def node(name: str) -> dict:
-        return {"unique_id": f"model.safeguard.{name}", "node_name": name,
-                "resource_type": "model", "node_status": "success"}
+    def a_started_b_and_a_ended(total: int) -> DbtProgress:
+        """Nodes a and b started, a ended; of b's end nothing was seen."""
+        def event(name: str, node: str) -> dict:
+            return {"info": {"name": name, "invocation_id": "i"},
+                    "data": {"total": total, "node_info": {
+                        "unique_id": f"model.safeguard.{node}", "node_name": node,
+                        "resource_type": "model", "node_status": "success"}}}
 
-    progress = DbtProgress(interval=0)
-    for name in ("a", "b"):
-        progress.feed({"info": {"name": "LogStartLine", "invocation_id": "i"},
-                       "data": {"node_info": node(name), "total": 2}})
-    progress.feed({"info": {"name": "LogModelResult", "invocation_id": "i"},
-                   "data": {"node_info": node("a"), "total": 2}})
+        progress = DbtProgress(interval=0)
+        for said in (event("LogStartLine", "a"), event("LogStartLine", "b"),
+                     event("LogModelResult", "a")):
+            progress.feed(said)
+        return progress
+
+    progress = a_started_b_and_a_ended(total=2)
     assert progress.tick() == ["dbt 1/2 done, running model b (0.0s)"]
     progress.feed({"info": {"name": "CommandCompleted", "invocation_id": "i"}, "data": {}})
     assert progress.tick() == []
-
-    progress = DbtProgress(interval=0)
-    for name in ("a", "b"):
-        progress.feed({"info": {"name": "LogStartLine", "invocation_id": "j"},
-                       "data": {"node_info": node(name), "total": 1}})
-    progress.feed({"info": {"name": "LogModelResult", "invocation_id": "j"},
-                   "data": {"node_info": node("a"), "total": 1}})
-    assert progress.tick() == []
+    assert a_started_b_and_a_ended(total=1).tick() == []  # every node counted
 
 
 def test_dbt_log_loses_no_event_when_dbt_turns_the_file(tmp_path):
