@@ -1,10 +1,15 @@
-"""The fact sheet (HTML and PDF: ``safeguard factsheet``), written again after each release.
+"""What follows each release: the fact sheet (HTML and PDF: ``safeguard factsheet``) written
+again, and the dashboards' chart-data cache warmed with the new figures.
 
 Scheduled on the published tables' Asset, which every release updates, so the fact sheet in
 ``$SAFEGUARD_HOME/reports/`` always shows the latest release: the default theme (online
 grooming) and year (the latest with published data). It reads the published tables only, as
 the viewer role, and prints through Debian's headless Chromium. A fact sheet that cannot be
 written fails this DAG (and alerts), never the release.
+
+Beside it, ``warm_dashboards`` empties Superset's chart-data cache (a release changes the
+figures under the same cache keys) and computes every chart of the published dashboards again
+(safeguard.superset.warm); with no Superset running it ends skipped.
 """
 
 from __future__ import annotations
@@ -38,7 +43,16 @@ def safeguard_factsheet():
 
         return run()
 
+    @task
+    def warm_dashboards() -> dict:
+        """Superset's chart-data cache emptied and every chart of the published dashboards
+        computed again; skipped when Superset is not running. Counts only in XCom."""
+        from safeguard.tasks import warm_dashboards as run
+
+        return run()
+
     write_factsheet()
+    warm_dashboards()
 
 
 safeguard_factsheet()

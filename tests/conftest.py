@@ -111,14 +111,31 @@ def put_back_the_pipelines_release(s: Settings, first_no: int, raw_uris: list[st
     whose batch is gone), the releases after ``first_no`` removed, and reporting made release
     ``first_no`` again, so the tests that follow see the pipeline's own release.
     (Test scaffolding: ops.releases is append-only for every pipeline role.)"""
-    from safeguard.release import _publish_release_info, _publish_table
     from safeguard.transform import build, selection_for
 
+    _forget_releases_after(s, first_no)
+    build(s, selection_for(raw_uris), run_by=run_by, full_refresh=True)
+    _publish_release_again(s, first_no)
+
+
+def republish_the_pipelines_release(s: Settings, first_no: int) -> None:
+    """After a test that released a change it made in ``publish_candidate`` itself (and put
+    back there): no build to undo, only the releases after ``first_no`` removed and reporting
+    made release ``first_no`` again."""
+    _forget_releases_after(s, first_no)
+    _publish_release_again(s, first_no)
+
+
+def _forget_releases_after(s: Settings, first_no: int) -> None:
     with psycopg.connect(s.admin_url(s.warehouse_db), autocommit=True) as admin:
         admin.execute("delete from releases.release_rows where release_no > %s", [first_no])
         admin.execute("delete from ops.release_tables where release_no > %s", [first_no])
         admin.execute("delete from ops.releases where release_no > %s", [first_no])
-    build(s, selection_for(raw_uris), run_by=run_by, full_refresh=True)
+
+
+def _publish_release_again(s: Settings, first_no: int) -> None:
+    from safeguard.release import _publish_release_info, _publish_table
+
     with psycopg.connect(s.url("transformer")) as conn:
         for (t,) in conn.execute("select distinct table_name from releases.release_rows"
                                  " where release_no = %s", [first_no]).fetchall():
@@ -126,6 +143,12 @@ def put_back_the_pipelines_release(s: Settings, first_no: int, raw_uris: list[st
         as_of, embargo = conn.execute("select as_of_date, embargo_days from ops.releases"
                                       " where release_no = %s", [first_no]).fetchone()
         _publish_release_info(conn, first_no, as_of, embargo)
+    # a release through the CLI or Airflow warmed Superset's cache with the test's figures
+    from safeguard.superset.server import SupersetServer
+
+    server = SupersetServer.running(s)
+    if server is not None:
+        server.empty_data_cache()
 
 
 #: fixtures that start or need a service (a database, Airflow, Superset, a browser)

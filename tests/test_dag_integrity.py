@@ -67,6 +67,16 @@ def test_the_fact_sheet_follows_every_release_and_only_a_release(dagbag):
     assert getattr(condition, "uri", None) == published
 
 
+def test_the_dashboards_cache_is_warmed_after_every_release(dagbag):
+    """Beside the fact sheet, on the same Asset, and apart from it (one failing leaves the other
+    to run): the warm-up of Superset's chart-data cache (safeguard.superset.warm)."""
+    from safeguard.dag_ids import FACTSHEET_DAG
+
+    dag = dagbag.dags[FACTSHEET_DAG]
+    assert {t.task_id for t in dag.tasks} == {"write_factsheet", "warm_dashboards"}
+    assert not dag.get_task("warm_dashboards").upstream_task_ids
+
+
 def test_a_load_rebuilds_only_the_models_downstream_of_its_table(sg_settings):
     """The transform run triggered by a legislation load selects the legislation models and
     what they need (and the seeds), not the hotline-only ones: dbt resolves the selection."""

@@ -323,6 +323,29 @@ def release_command(as_of, embargo_days: int | None) -> None:
     except (ReleaseFailed, OSError, psycopg.Error) as e:
         raise click.ClickException(str(e)) from e
     click.echo(result.summary())
+    if result.release_no is not None:
+        _warm_dashboards()
+
+
+def _warm_dashboards() -> None:
+    """After a release by hand, what the fact sheet DAG does after Airflow's: Superset's
+    chart-data cache emptied and the published dashboards' charts computed again."""
+    import httpx
+
+    from safeguard.superset.errors import SupersetError
+    from safeguard.superset.warm import NothingToWarm, warm_after_release
+
+    try:
+        warmed = warm_after_release(settings())
+    except NothingToWarm as e:
+        click.echo(str(e))
+        return
+    except (SupersetError, httpx.HTTPError) as e:
+        raise click.ClickException(f"released, but Superset's cache could not be warmed: "
+                                   f"{e}") from None
+    click.echo(warmed.summary())
+    if warmed.failed:
+        raise click.ClickException("released, but some dashboards' charts failed (above)")
 
 
 @main.command("run")

@@ -161,3 +161,22 @@ def factsheet() -> dict:
         raise RuntimeError(str(e)) from None
     print(f"fact sheet written: {pdf} (and {html.name})")
     return {"html": html.name, "pdf": pdf.name}
+
+
+def warm_dashboards() -> dict:
+    """The dashboards' chart-data cache after a release (safeguard.superset.warm): emptied,
+    every chart of the published dashboards computed again. Superset not running (or no
+    dashboard there yet): the task ends skipped. A chart that fails fails the task."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from safeguard.superset.warm import NothingToWarm, warm_after_release
+
+    try:
+        warmed = warm_after_release(settings())
+    except NothingToWarm as e:
+        raise AirflowSkipException(str(e)) from None
+    print(warmed.summary())
+    if warmed.failed:
+        raise RuntimeError(f"{len(warmed.failed)} of the dashboards' charts failed after the "
+                           "release; see the lines above")
+    return {"charts": len(warmed.charts), "emptied": warmed.emptied}
