@@ -331,17 +331,26 @@ def _dashboards(s: Any) -> dict[str, Any]:
     """Every chart of the dashboards, through Superset's chart-data API as the Leadership user
     (the charts Leadership may not read are counted, not timed): ``DASHBOARD_REQUESTS``
     requests with the cache off (``force=true``) and as many with it on, and the chart's SQL
-    in PostgreSQL (EXPLAIN ANALYZE's execution time, as the viewer role)."""
+    in PostgreSQL (EXPLAIN ANALYZE's execution time, as the viewer role). Then the same charts
+    under 20 concurrent readers with 1 and with 4 gunicorn workers (``safeguard.bench_readers``;
+    ``BENCH_READERS=0`` leaves it out), the cache in the project's Redis when redis-server is
+    installed (as Superset runs for many readers), else in files."""
+    import shutil
+
     import httpx
     import psycopg
 
+    from safeguard import bench_readers
     from safeguard.ports import free_port
     from safeguard.superset.bundle import bundle_dir, dashboards_in_bundle, publish
     from safeguard.superset.client import SupersetClient
     from safeguard.superset.server import SupersetServer
 
     _log("Superset: bootstrap, start, import the dashboards ...")
+    if shutil.which("redis-server") or env("REDIS_URL"):
+        export_env("SAFEGUARD_SUPERSET_CACHE", "redis", default_only=True)
     server = SupersetServer(s, port=free_port())
+    readers = None
     server.bootstrap()
     server.start()
     charts: dict[str, dict[str, Any]] = {}
@@ -378,6 +387,10 @@ def _dashboards(s: Any) -> dict[str, Any]:
                                 "p95_ms": round(1000 * _p95(cold), 1),
                                 "p95_cached_ms": round(1000 * _p95(warm), 1),
                                 "sql_ms": round(max(sql_ms), 2) if sql_ms else None}
+        if env("BENCH_READERS", "1") != "0":
+            readers = bench_readers.run(
+                server, sorted({ids[u] for u, c in charts.items() if c["leadership"]}),
+                lambda: SupersetClient(server.url, "leader", server.password("leader")), _log)
     except (httpx.HTTPError, psycopg.Error) as e:
         raise RuntimeError(f"dashboards: {type(e).__name__}: {e}") from None
     finally:
@@ -385,7 +398,7 @@ def _dashboards(s: Any) -> dict[str, Any]:
     timed = [c for c in charts.values() if c["leadership"]]
     _log(f"dashboards: {len(timed)} charts timed as Leadership, "
          f"{len(charts) - len(timed)} not Leadership's")
-    return {"charts": charts, "requests": DASHBOARD_REQUESTS,
+    return {"charts": charts, "requests": DASHBOARD_REQUESTS, "readers": readers,
             "targets": {"p95_ms": TARGET_CHART_P95_MS, "p95_cached_ms": TARGET_CACHED_P95_MS,
                         "sql_ms": TARGET_CHART_SQL_MS}}
 
@@ -523,6 +536,10 @@ def _print_table(r: dict[str, Any]) -> None:
                   and (c["sql_ms"] or 0) <= t["sql_ms"])
             print(f"    {label:<56}{c['p95_ms']:7.0f} {c['p95_cached_ms']:6.0f} {sql} ms  "
                   f"{_mark(ok)}")
+        if d.get("readers"):
+            from safeguard.bench_readers import print_table
+
+            print_table(d["readers"])
 
 
 def _machine() -> dict[str, Any]:
