@@ -16,6 +16,9 @@ Then the dbt build the DAG runs, in full, and again after a delivery of 1% of th
 (re-delivered case ids), with the rows the incremental models merged; then every chart of the
 dashboards through Superset's chart-data API as the Leadership user, cache off and on, and its
 SQL in PostgreSQL (``BENCH_DASHBOARDS=0`` leaves Superset out, ``BENCH_BUILD=0`` both).
+Last, ingest throughput through Airflow on Celery with 1 and with 2 workers, several sources
+delivering at once (``safeguard.bench_cluster``; ``BENCH_CLUSTER=0`` leaves it out,
+``BENCH_CLUSTER=only`` runs it alone).
 
 It prints one table per size with the targets (ratio Safeguard/anchor <= 5x at 1M cases and
 <= 3x at 5M; peak memory < 400 MB; the increment's build <= 10% of the full build) marked
@@ -23,8 +26,9 @@ PASS or MISS, how busy the machine was (load average before and after), and writ
 figure to ``.local/bench/results-<UTC>.json`` so runs can be compared. It is a report, not
 a test: it exits 0 whatever the figures, and 1 only if a step crashed.
 
-It always runs in its own home (``.local/bench``) against its own embedded PostgreSQL (port
-55434), whatever ``SAFEGUARD_HOME`` or ``DATABASE_URL`` say, and starts each size from an
+It always runs in its own home (``.local/bench``, or ``BENCH_HOME``) against its own embedded
+PostgreSQL (port 55434, or ``BENCH_PG_PORT``), whatever ``SAFEGUARD_HOME`` or ``DATABASE_URL``
+say, and starts each size from an
 empty warehouse (dropped and bootstrapped again) so that runs compare. The generator runs
 in a child process too, and its peak memory is reported (it streams: flat in the size).
 
@@ -568,8 +572,8 @@ def _machine() -> dict[str, Any]:
 def main() -> None:
     root = Path(__file__).resolve().parents[2]
     # its own home and server, whatever the shell says: it drops its warehouse per size
-    export_env("SAFEGUARD_HOME", str(root / ".local" / "bench"))
-    export_env("SAFEGUARD_PG_PORT", PORT)
+    export_env("SAFEGUARD_HOME", env("BENCH_HOME") or str(root / ".local" / "bench"))
+    export_env("SAFEGUARD_PG_PORT", env("BENCH_PG_PORT") or PORT)
     if env("DATABASE_URL"):
         export_env("DATABASE_URL", None)
         _log("DATABASE_URL ignored: the bench runs its own embedded PostgreSQL")
@@ -584,6 +588,10 @@ def main() -> None:
          f"load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} "
          "(1, 5, 15 min)")
     s = settings()
+    # ingest through Airflow on Celery, 1 and 2 workers (safeguard.bench_cluster): "0" leaves
+    # it out, "only" runs it alone
+    cluster_step = env("BENCH_CLUSTER", "1") or "1"
+    cluster: dict[str, Any] | None = None
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     try:
@@ -596,17 +604,25 @@ def main() -> None:
         _log(f"PostgreSQL {machine['postgres']} on port {port}")
         psql = _psql()
         seed = int(time.time())  # fresh content each run: a known file would not load again
-        for i, rows in enumerate(sizes):
+        for i, rows in enumerate(sizes if cluster_step != "only" else []):
             try:
                 results.append(_run_size(s, rows, seed + i, psql))
             except Exception as e:  # report it, then the next size
                 errors.append(f"{rows:,} cases: {e}")
                 _log(f"FAILED at {rows:,} cases: {e}")
+        if cluster_step != "0":
+            from safeguard import bench_cluster
+
+            try:
+                cluster = bench_cluster.run(s, seed + len(sizes))
+            except Exception as e:  # report it; its processes are stopped already
+                errors.append(f"cluster: {e}")
+                _log(f"FAILED in the cluster step: {e}")
     finally:
         load_end = _loadavg()
         report = {"started_utc": started.isoformat(timespec="seconds"),
                   "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "sizes": sizes, "results": results, "errors": errors,
+                  "sizes": sizes, "results": results, "cluster": cluster, "errors": errors,
                   "machine": {**machine, "load_start": load_start, "load_end": load_end},
                   "targets": {"ratio_max": {str(k): v for k, v in TARGET_RATIO.items()},
                               "peak_max_mb": TARGET_PEAK_MB}}
@@ -618,6 +634,10 @@ def main() -> None:
 
     for r in results:
         _print_table(r)
+    if cluster:
+        from safeguard.bench_cluster import print_table
+
+        print_table(cluster)
     print()
     n = machine["nproc"]
     print(f"how busy the machine was ({n} CPUs; load average 1, 5, 15 min):")
