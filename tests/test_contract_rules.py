@@ -210,3 +210,13 @@ def test_an_unpivot_pattern_must_match_the_whole_header(tmp_path):
     batches = list(read_batches(contract, path, file_facts(path), fast=False))
     # skip_empty (the default): the empty 2021 cell is no row, since not published is not 0
     assert sum(len(b) for b in batches) == 3
+
+
+def test_a_partitioned_kind_partitions_by_a_required_timestamp():
+    """A row without the partition key's value, or with a value of another type, would have
+    no month to go to: the key is a timestamp every contract of the kind must deliver."""
+    partitioned = [k for k in KINDS.values() if k.partition_by]
+    assert partitioned  # the case extracts (issue 15, point 5)
+    for kind in partitioned:
+        assert kind.types[kind.partition_by] == "timestamp", kind.name
+        assert kind.partition_by not in kind.optional, kind.name

@@ -88,6 +88,38 @@ def db_status() -> None:
     sys.exit(0 if running else 1)
 
 
+@db.command("detach")
+@click.option("--before", required=True, metavar="YYYY-MM",
+              help="Detach the months before this one.")
+@click.option("--drop", is_flag=True, help="Drop them too (nothing kept: dump them first).")
+def db_detach(before: str, drop: bool) -> None:
+    """Take the case-level months before YYYY-MM out of the raw tables partitioned by month
+    (raw.hotline_cases), as the loader that owns them: each month's partition detached, all
+    at once, and kept as a table of its own in raw that nothing reads (or dropped)."""
+    from datetime import date
+
+    import psycopg
+
+    from safeguard.contracts.kinds import KINDS
+    from safeguard.ingest.tables import detach_months_before
+
+    try:
+        month = date(int(before[:4]), int(before[5:7]), 1)
+        if len(before) != 7 or before[4] != "-":
+            raise ValueError
+    except ValueError:
+        raise click.ClickException("--before: a month as YYYY-MM, e.g. 2019-01") from None
+    s = settings()
+    with psycopg.connect(s.url("loader")) as conn:
+        done = [(kind.raw_table, name, rows) for kind in KINDS.values() if kind.partition_by
+                for name, rows in detach_months_before(conn, kind, month, drop)]
+    for table, name, rows in done:
+        click.echo(f"raw.{table}: {'dropped' if drop else 'detached'} raw.{name} "
+                   f"({rows:,} rows)")
+    if not done:
+        click.echo(f"no month before {before} in a partitioned raw table")
+
+
 @main.group("sources", invoke_without_command=True)
 @click.pass_context
 def sources(ctx: click.Context) -> None:

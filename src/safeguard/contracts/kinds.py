@@ -74,6 +74,9 @@ class Kind:
     bounds: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: columns whose value may come from the file's name (``from_file_name: true``)
     from_file_name: frozenset[str] = frozenset()
+    #: a required timestamp column: the raw table is partitioned by its month (UTC), one
+    #: partition per month, made by the load that first brings a row of it
+    partition_by: str | None = None
 
     @property
     def all_constants(self) -> dict[str, str]:
@@ -141,6 +144,7 @@ PUBLISHED_FIGURES = Kind(
 CASE_EXTRACT = Kind(
     name="case_extract",
     raw_table="hotline_cases",
+    partition_by="received_at",
     types={
         "case_key": "pseudonym",
         "received_at": "timestamp",

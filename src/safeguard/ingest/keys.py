@@ -127,13 +127,18 @@ _HASHED = "^[0-9a-f]{64}$"
 
 def _tables_holding(conn: psycopg.Connection, columns: list[str]) -> list[tuple[str, str, str]]:
     """Every base table of the warehouse with a pseudonym column, whoever made it (landing,
-    raw, dbt's marts and snapshots): found in the catalog, not listed."""
+    raw, dbt's marts and snapshots): found in the catalog, not listed. A partitioned table is
+    one table: its partitions are re-keyed through it, not once more each (a detached one is
+    a table again, and is re-keyed)."""
     return conn.execute(
         """
         select c.table_schema, c.table_name, c.column_name
         from information_schema.columns c
         join information_schema.tables t using (table_schema, table_name)
+        join pg_namespace n on n.nspname = c.table_schema
+        join pg_class k on k.relnamespace = n.oid and k.relname = c.table_name
         where t.table_type = 'BASE TABLE' and c.column_name = any(%s)
+          and not k.relispartition
           and c.table_schema not in ('pg_catalog', 'information_schema')
           and c.table_schema not like 'pg\\_%%'
         order by 1, 2, 3

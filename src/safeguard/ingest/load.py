@@ -31,7 +31,12 @@ from safeguard.contracts.predicates import (
     ident,
 )
 from safeguard.ingest.errors import IngestError, ValidationFailed
-from safeguard.ingest.tables import landing_table, record_batch_issue
+from safeguard.ingest.tables import (
+    ensure_partitions,
+    is_partitioned,
+    landing_table,
+    record_batch_issue,
+)
 from safeguard.ingest.validate import (
     FAILURES,
     MISMATCH_RULE,
@@ -172,12 +177,19 @@ def _insert_raw(conn: psycopg.Connection, contract: Contract, landing: sql.Compo
         select.append(sql.SQL("coalesce({}, false)").format(sql.SQL(" and ").join(
             sql.SQL("{} = {}").format(codes[k], sql.Literal(v))
             for k, v in contract.totals.when.items())))
-    return conn.execute(sql.SQL(
-        "insert into raw.{table} ({target}) select {select} from {landing} as l "
-        "where not exists (select from {failures} as f "
-        "where f.source_row_number = l.source_row_number)").format(
-            table=sql.Identifier(kind.raw_table), target=sql.SQL(", ").join(target),
-            select=sql.SQL(", ").join(select), landing=landing, failures=FAILURES)).rowcount
+    good = sql.SQL("from {landing} as l where not exists (select from {failures} as f "
+                   "where f.source_row_number = l.source_row_number)").format(
+                       landing=landing, failures=FAILURES)
+    if kind.partition_by and is_partitioned(conn, kind.raw_table):
+        when = sql.SQL(_GUARDED["timestamp"](f"l.{ident(kind.partition_by)}"))
+        months = [m for (m,) in conn.execute(sql.SQL(
+            "select distinct date_trunc('month', {} at time zone 'UTC')::date {} "
+            "and {} is not null").format(when, good, when)).fetchall()]
+        ensure_partitions(conn, kind, months)
+    return conn.execute(sql.SQL("insert into raw.{table} ({target}) select {select} {good}")
+                        .format(table=sql.Identifier(kind.raw_table),
+                                target=sql.SQL(", ").join(target),
+                                select=sql.SQL(", ").join(select), good=good)).rowcount
 
 
 def reconcile_totals(conn: psycopg.Connection, contract: Contract, batch_id: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import psycopg
 from psycopg import sql
 
@@ -22,8 +24,19 @@ create table if not exists quarantine.rows (
 
 
 def ensure_raw_table(conn: psycopg.Connection, kind: Kind) -> None:
-    """Create the kind's raw table, or add the columns a newer version of the kind has."""
+    """Create the kind's raw table, or add the columns a newer version of the kind has. A kind
+    with ``partition_by`` gets a table partitioned by that column's month (its partitions
+    come with the loads: ``ensure_partitions``); a table made unpartitioned before stays so."""
     table = sql.Identifier("raw", kind.raw_table)
+    if kind.partition_by:
+        # the partition key is in every unique key (PostgreSQL's rule); a row's time is fixed
+        # by its source row, so the key stays (batch, row)
+        key = sql.Identifier(kind.partition_by)
+        conn.execute(sql.SQL(
+            "create table if not exists {} (batch_id uuid not null, source_row_number bigint "
+            "not null, {} {} not null, primary key (batch_id, source_row_number, {})) "
+            "partition by range ({})").format(
+                table, key, sql.SQL(kind.columns[kind.partition_by]), key, key))
     conn.execute(sql.SQL(
         "create table if not exists {} (batch_id uuid not null, source_row_number bigint not "
         "null, primary key (batch_id, source_row_number))").format(table))
@@ -71,6 +84,75 @@ DECLARED = ("declared_from", "declared_before")
 
 #: the loader's own schema for batches being checked (see infra/sql/02_warehouse.sql)
 LANDING_SCHEMA = "landing"
+
+
+#: serialises the making of partitions (pg_advisory_xact_lock key: "safeguard partitions")
+PARTITIONS_LOCK = 0x5AFE_0012
+
+
+def partition_name(raw_table: str, month: date) -> str:
+    """``hotline_cases_2019_03``: the partition of a month."""
+    return f"{raw_table}_{month:%Y_%m}"
+
+
+def partitions(conn: psycopg.Connection, raw_table: str) -> dict[str, date]:
+    """The partitions of a raw table, name -> month ({} when it is not partitioned)."""
+    rows = conn.execute(
+        "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+        "where i.inhparent = to_regclass(%s)", [f"raw.{raw_table}"]).fetchall()
+    prefix = f"{raw_table}_"
+    return {name: date(int(name[-7:-3]), int(name[-2:]), 1) for (name,) in rows
+            if name.startswith(prefix) and name[len(prefix):].replace("_", "").isdigit()}
+
+
+def is_partitioned(conn: psycopg.Connection, raw_table: str) -> bool:
+    return bool(conn.execute("select 1 from pg_partitioned_table where partrelid = "
+                             "to_regclass(%s)", [f"raw.{raw_table}"]).fetchone())
+
+
+def ensure_partitions(conn: psycopg.Connection, kind: Kind, months: list[date]) -> list[str]:
+    """The month partitions of ``kind``'s raw table that ``months`` need, made where missing
+    (in the caller's transaction); returns the names made. Made as a table, then attached:
+    attaching locks the parent against other attaches only, not against reads (dbt) or other
+    loads' inserts, as ``CREATE TABLE ... PARTITION OF`` would. Two loads needing the same
+    month take turns on an advisory lock; one needing none takes no lock."""
+    if not months or not kind.partition_by:
+        return []
+    missing = sorted(set(months) - set(partitions(conn, kind.raw_table).values()))
+    if not missing:
+        return []
+    conn.execute("select pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
+    missing = sorted(set(months) - set(partitions(conn, kind.raw_table).values()))
+    parent = sql.Identifier("raw", kind.raw_table)
+    for month in missing:
+        name = sql.Identifier("raw", partition_name(kind.raw_table, month))
+        upper = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        conn.execute(sql.SQL("create table {} (like {} including all)").format(name, parent))
+        conn.execute(sql.SQL(
+            "alter table {} attach partition {} for values from ({}) to ({})").format(
+                parent, name, sql.Literal(f"{month.isoformat()} 00:00:00+00"),
+                sql.Literal(f"{upper.isoformat()} 00:00:00+00")))
+    return [partition_name(kind.raw_table, m) for m in missing]
+
+
+def detach_months_before(conn: psycopg.Connection, kind: Kind, before: date, drop: bool = False
+                         ) -> list[tuple[str, int]]:
+    """Detach the month partitions of ``kind``'s raw table before ``before`` (in the caller's
+    transaction: all or none), and drop them with ``drop``; returns (partition, rows). A
+    detached partition is an ordinary table in ``raw`` that no model reads: dump it, then
+    drop it. The incremental case facts keep what they merged from it until a full refresh."""
+    done = []
+    parent = sql.Identifier("raw", kind.raw_table)
+    for name, month in sorted(partitions(conn, kind.raw_table).items(), key=lambda p: p[1]):
+        if month >= before:
+            continue
+        table = sql.Identifier("raw", name)
+        (rows,) = conn.execute(sql.SQL("select count(*) from {}").format(table)).fetchone()
+        conn.execute(sql.SQL("alter table {} detach partition {}").format(parent, table))
+        if drop:
+            conn.execute(sql.SQL("drop table {}").format(table))
+        done.append((name, rows))
+    return done
 
 
 def landing_table(contract: Contract) -> sql.Composable:
