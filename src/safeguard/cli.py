@@ -313,7 +313,10 @@ def gx_sync() -> None:
 @click.option("--release/--no-release", "then_release", default=None,
               help="Make a release of what was built, as the transform DAG does "
                    "(default: release after a full build, not after a --select).")
-def transform(select: str | None, then_release: bool | None) -> None:
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild the incremental models from what raw holds now (e.g. after "
+                   "`safeguard db detach`), not only what changed.")
+def transform(select: str | None, then_release: bool | None, full_refresh: bool) -> None:
     """Run `dbt build` as the transformer role (into the release candidate), then release.
 
     A partial build (--select) may leave the candidate without the published models, so it
@@ -324,7 +327,7 @@ def transform(select: str | None, then_release: bool | None) -> None:
     if then_release is None:
         then_release = select is None
     try:
-        build(settings(), select)
+        build(settings(), select, full_refresh=full_refresh)
         if then_release:
             click.echo(release(settings()).summary())
     except (DbtFailed, ReleaseFailed) as e:
