@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -63,28 +64,30 @@ def burst(clients: Sequence[Any], orders: Sequence[Sequence[int]],
     start = threading.Barrier(len(clients))
     lock = threading.Lock()
     latencies: list[float] = []
-    failed = [0]
+    failures: Counter[str] = Counter()  # why: an HTTP status or the exception's kind
 
     def read(client: Any, order: Sequence[int]) -> None:
         start.wait()
         for chart_id in order:
             t = time.perf_counter()
             try:
-                ok = client.http.get(f"/api/v1/chart/{chart_id}/data/",
-                                     params=params).status_code == 200
-            except Exception:  # a timeout or a dropped connection: counted, not raised
-                ok = False
+                code = client.http.get(f"/api/v1/chart/{chart_id}/data/",
+                                       params=params).status_code
+                why = None if code == 200 else f"HTTP {code}"
+            except Exception as e:  # a timeout or a dropped connection: counted, not raised
+                why = type(e).__name__
             took = time.perf_counter() - t
             with lock:
-                if ok:
+                if why is None:
                     latencies.append(took)
                 else:
-                    failed[0] += 1
+                    failures[why] += 1
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(len(clients)) as pool:
         list(pool.map(read, clients, orders))
-    return summary(latencies, failed[0], time.perf_counter() - t0)
+    out = summary(latencies, sum(failures.values()), time.perf_counter() - t0)
+    return out | ({"failures": dict(failures)} if failures else {})
 
 
 def run(server: Any, chart_ids: Sequence[int], login: Callable[[], Any],
@@ -112,7 +115,7 @@ def run(server: Any, chart_ids: Sequence[int], login: Callable[[], Any],
                 f = figures[mode]
                 log(f"readers: {workers} worker(s), {mode}: p50 {f.get('p50_ms')} ms, p95 "
                     f"{f.get('p95_ms')} ms, {f.get('requests_per_s')} requests/s, "
-                    f"{f['failed']} failed")
+                    f"{f['failed']} failed {f.get('failures') or ''}".rstrip())
         finally:
             for c in clients:
                 c.close()
