@@ -22,10 +22,12 @@ also serves several machines and keeps the hot set in memory. Chart results live
 published tables change by releases only, and after each release the cache is emptied and the
 published dashboards' charts computed again (``safeguard.superset.warm``; Superset's own
 start empties it too, in case a release came while it was down). Filter and explore state stay
-in the metadata database (Superset's default): a shared link holds their key, and our Redis
-keeps nothing across restarts. No ``RESULTS_BACKEND``: it holds SQL Lab's asynchronous results
-only, and no database here runs queries asynchronously (the analysts' queries are small, and
-async would need the Celery worker to run SQL Lab's tasks too).
+in the metadata database (Superset's default): a shared link holds their key, so they belong
+with what is backed up, not in a Redis that may evict them when full. No ``RESULTS_BACKEND``:
+it holds SQL Lab's asynchronous results only, and no database here runs queries asynchronously
+(the analysts' queries are small, and async would need the Celery worker to run SQL Lab's tasks
+too).
+
 Alerts & Reports (set by ``safeguard superset up`` when SAFEGUARD_REPORTS=1):
   SAFEGUARD_REPORTS                1 turns the ALERT_REPORTS flag and the Celery config on
   SAFEGUARD_REDIS_BROKER_URL / SAFEGUARD_REDIS_RESULTS_URL  Celery's broker and results
