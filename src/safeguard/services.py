@@ -7,8 +7,9 @@ both use them, and share one Redis.
 
 Redis is Debian's ``redis-server``, started like the embedded PostgreSQL: its own folder
 (``$SAFEGUARD_HOME/redis``), 127.0.0.1 only, a free port picked on first start and kept, a
-password from ``secrets.env`` (in a mode-600 config file, never on a command line), nothing
-written to disk. ``REDIS_URL`` points at another Redis instead, which we then never start or
+password from ``secrets.env`` (in a mode-600 config file, never on a command line), its
+queues kept in an append-only file in its folder, so that a restart of the broker loses no
+queued task. ``REDIS_URL`` points at another Redis instead, which we then never start or
 stop. Whoever starts it says who it is for; it stops when the last of them lets it go.
 """
 
@@ -187,12 +188,15 @@ class Redis(Process):
                              "REDIS_URL to a Redis of yours.")
         port = self.port if self.port and port_is_free(self.port) else free_port()
         conf = self.folder / "redis.conf"
-        # loopback only, password, no persistence: the queue holds nothing worth keeping.
+        # loopback only, password; the append-only file (flushed every second, and whole at
+        # a stop) keeps the queues across a restart: Celery's messages, queued or taken and
+        # not yet acknowledged, would otherwise be gone and their tasks left queued.
         # Full, it evicts keys that expire only (Superset's cache entries, Celery's results),
         # never a queue: a cache that grows must not lose a task
         write_private(conf, "".join(f"{line}\n" for line in (
             f"port {port}", "bind 127.0.0.1", "protected-mode yes",
-            f'requirepass "{self.password}"', 'save ""', "appendonly no",
+            f'requirepass "{self.password}"', 'save ""', "appendonly yes",
+            "appendfsync everysec",
             f'dir "{self.folder}"', "daemonize no", "maxmemory 128mb",
             "maxmemory-policy volatile-lru")))
         # SAFEGUARD_HOME in its environment: Redis rewrites its command line, and whoever
