@@ -328,10 +328,13 @@ def transform(select: str | None, then_release: bool | None, full_refresh: bool)
         then_release = select is None
     try:
         build(settings(), select, full_refresh=full_refresh)
-        if then_release:
-            click.echo(release(settings()).summary())
+        released = release(settings()) if then_release else None
     except (DbtFailed, ReleaseFailed) as e:
         raise click.ClickException(str(e)) from e
+    if released is not None:
+        click.echo(released.summary())
+        if released.release_no is not None:
+            _warm_dashboards()  # as after `safeguard release`
 
 
 @main.command("release")
