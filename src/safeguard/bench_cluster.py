@@ -21,10 +21,8 @@ stopped at the end (``Cluster.down``), whatever happened.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -113,40 +111,23 @@ def _remove_batches(s: Any, names: list[str]) -> None:
         conn.execute("delete from ops.batches where source_name = any(%s)", [names])
 
 
-def _token(s: Any, base: str) -> str:
-    body = json.dumps({"username": "admin",
-                       "password": s.secret("AIRFLOW_ADMIN_PASSWORD")}).encode()
-    request = urllib.request.Request(f"{base}/auth/token", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return json.load(r)["access_token"]
-
-
-def _trigger(base: str, token: str, dag_id: str, run_id: str, conf: dict) -> None:
-    body = json.dumps({"dag_run_id": run_id, "logical_date": None, "conf": conf}).encode()
-    request = urllib.request.Request(
-        f"{base}/api/v2/dags/{dag_id}/dagRuns", data=body, method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        r.read()
-
-
 def _measure(s: Any, workers: int, deliveries: dict[str, tuple[str, int]],
              timeout: float) -> dict[str, Any]:
     """Trigger every delivery at once on a running cluster; wait for all runs to finish."""
     import psycopg
 
     from safeguard.airflow_env import airflow_port
+    from safeguard.cluster import api_token, trigger_run
     from safeguard.dag_ids import ingest_dag_id
 
     base = f"http://127.0.0.1:{airflow_port()}"
     prefix = f"bench_{workers}w_{int(time.time())}_"
     names = sorted(deliveries)
-    token = _token(s, base)
+    token = api_token(s, base)
     with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
         t0 = time.monotonic()
         for name in names:
-            _trigger(base, token, ingest_dag_id(name), prefix + name,
+            trigger_run(base, token, ingest_dag_id(name), prefix + name,
                      {"file": deliveries[name][0]})
         deadline = t0 + timeout
         while True:
