@@ -23,7 +23,7 @@ import pytest
 
 from conftest import ROOT, put_back_the_pipelines_release, safeguard_cli
 from safeguard.airflow_env import BROKER_DB, airflow, airflow_env, pools
-from safeguard.cluster import Cluster, machine, worker_queues
+from safeguard.cluster import Cluster, api_token, machine, trigger_run, worker_queues
 from safeguard.config import ROLES, Settings
 from safeguard.dag_ids import DBT_POOL, TRANSFORM_DAG, ingest_dag_id, ingest_pool
 from safeguard.services import Redis, stop_group
@@ -312,29 +312,6 @@ def test_a_delivery_runs_on_the_celery_workers(cluster, scratch, warehouse):
 BURST = int(os.environ.get("SAFEGUARD_TEST_BURST") or 12)
 
 
-def _api_token(s: Settings, base: str) -> str:
-    import urllib.request
-
-    body = json.dumps({"username": "admin",
-                       "password": s.secret("AIRFLOW_ADMIN_PASSWORD")}).encode()
-    request = urllib.request.Request(f"{base}/auth/token", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as r:
-        return json.load(r)["access_token"]
-
-
-def _trigger(base: str, token: str, dag_id: str, run_id: str, conf: dict) -> None:
-    """A DAG run through Airflow's REST API, as a partner's delivery would set one off."""
-    import urllib.request
-
-    body = json.dumps({"dag_run_id": run_id, "logical_date": None, "conf": conf}).encode()
-    request = urllib.request.Request(
-        f"{base}/api/v2/dags/{dag_id}/dagRuns", data=body, method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        assert r.status == 200, r.read()
-
-
 def _until(check, what: str, timeout: float, s: Settings, every: float = 3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -357,12 +334,16 @@ def test_fifty_deliveries_at_once(cluster, scratch, warehouse):
     from safeguard.contracts import get_contract
 
     s, _ = cluster
+    _builds(s, on=True)
     contract = get_contract(s, PARTNER)
     pool = ingest_pool(contract.kind.name)
     stamp = int(time.time())
     drop = s.drop_root / PARTNER
-    # distinct months of the sample's years; every tenth file with a row the gate quarantines
-    months = [f"{2018 + i // 12}-{i % 12 + 1:02d}" for i in range(BURST)]
+    # distinct months of the sample's years from 2019 on, whose online enticement is also
+    # published by channel (a delivery replaces its month: the sample's cells of the month go,
+    # and the suppression must hold over what is left); every tenth file with a row the gate
+    # quarantines
+    months = [f"{2019 + i // 12}-{i % 12 + 1:02d}" for i in range(BURST)]
     files = {}
     for i, month in enumerate(months):
         # counts well above the publication threshold, so that no cell of ours is withheld
@@ -381,9 +362,9 @@ def test_fifty_deliveries_at_once(cluster, scratch, warehouse):
     try:
         with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
             t0 = conn.execute("select now()").fetchone()[0]
-            token = _api_token(s, base)
+            token = api_token(s, base)
             for i, name in enumerate(files):
-                _trigger(base, token, dag_id, f"{prefix}{i:02d}", {"file": name})
+                trigger_run(base, token, dag_id, f"{prefix}{i:02d}", {"file": name})
 
             def finished():
                 states = conn.execute(
@@ -457,13 +438,11 @@ def test_fifty_deliveries_at_once(cluster, scratch, warehouse):
             ("quarantined", rows, good, 1) if bad else ("loaded", rows, good, 0)), name
         assert raw.get(str(batch_id), 0) == good, name
 
-    # dbt: the loads set off builds, in pool dbt, all finished, and no two tries overlapped.
-    # (Not "all succeeded": after some 20 of these partner months, dbt's privacy test
-    # assert_complementary_suppression_holds fails the build - a defect of the suppression,
-    # seen here and reported, not of the serialisation this test is about.)
+    # dbt: the loads set off builds, in pool dbt, every one succeeded (its privacy tests
+    # included: a replaced month empties cells), and no two tries overlapped
     assert dbt_tis and {t[3] for t in dbt_tis} == {DBT_POOL}, dbt_tis
     builds = [t[2] for t in dbt_tis if t[1] == "dbt_build"]
-    assert "success" in builds and set(builds) <= {"success", "failed"}, dbt_tis
+    assert builds and set(builds) == {"success"}, dbt_tis
     for (_, end), (start, _) in zip(every_dbt, every_dbt[1:], strict=False):
         assert end is not None and start >= end, f"dbt tasks overlapped: {every_dbt}"
 
@@ -510,13 +489,10 @@ def _kill_worker(s: Settings, hostname: str) -> list[int]:
     return family
 
 
-def _dbt_quiet(conn: psycopg.Connection) -> bool:
-    """No dbt run due or running (the builds the loads set off have finished)."""
-    due = conn.execute(
-        "select (select count(*) from asset_dag_run_queue where target_dag_id = %s)"
-        " + (select count(*) from dag_run where dag_id = %s and state in ('queued', 'running'))",
-        [TRANSFORM_DAG, TRANSFORM_DAG]).fetchone()[0]
-    return due == 0
+def _builds(s: Settings, on: bool) -> None:
+    """The dbt builds that loads set off, on or off (the transform DAG unpaused or paused):
+    the fault tests are about loads, and a build they would set off takes minutes here."""
+    airflow(s, "dags", "unpause" if on else "pause", TRANSFORM_DAG, capture=True)
 
 
 def test_a_worker_killed_mid_load(cluster, scratch, warehouse):
@@ -543,6 +519,7 @@ def test_a_worker_killed_mid_load(cluster, scratch, warehouse):
     run_id = f"killed_worker_{int(time.time())}"
     blocker = psycopg.connect(s.admin_url(s.warehouse_db))
     try:
+        _builds(s, on=False)
         _restart_workers(s, "ingest,dbt,default ingest,dbt,default")
         blocker.execute(f"lock table raw.{contract.kind.raw_table} in share mode")
         with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
@@ -578,9 +555,6 @@ def test_a_worker_killed_mid_load(cluster, scratch, warehouse):
                 "select try_number, hostname, state from task_instance_history "
                 "where dag_id = %s and run_id = %s and task_id = 'validate_and_load'",
                 [dag_id, run_id]).fetchall()
-            # the dbt build the load set off, before the workers restart under it
-            _until(lambda: _dbt_quiet(conn) and (time.sleep(10) or _dbt_quiet(conn)),
-                   "the dbt run the load set off did not finish", 600, s)
     finally:
         blocker.close()
         delivery.unlink(missing_ok=True)
@@ -665,11 +639,12 @@ def test_the_broker_restarted_loses_nothing(cluster, scratch, warehouse):
         files.append(path.name)
     base = f"http://127.0.0.1:{airflow_port()}"
     redis = Redis(s)
+    _builds(s, on=False)
     try:
         with psycopg.connect(s.url("airflow", s.airflow_db), autocommit=True) as conn:
-            token = _api_token(s, base)
+            token = api_token(s, base)
             for i, name in enumerate(files):
-                _trigger(base, token, dag_id, f"{prefix}{i}", {"file": name})
+                trigger_run(base, token, dag_id, f"{prefix}{i}", {"file": name})
             # one delivery running on a worker, the others queued behind it
             _until(lambda: conn.execute(
                 "select count(*) from task_instance where dag_id = %s and run_id like %s and "
@@ -691,8 +666,6 @@ def test_the_broker_restarted_loses_nothing(cluster, scratch, warehouse):
 
             runs = _until(finished, "the deliveries did not all finish after the broker's "
                           "restart", 900, s)
-            _until(lambda: _dbt_quiet(conn) and (time.sleep(10) or _dbt_quiet(conn)),
-                   "the dbt runs the loads set off did not finish", 600, s)
     finally:
         for name in files:
             (drop / name).unlink(missing_ok=True)
