@@ -22,8 +22,15 @@ import psycopg
 import pytest
 
 from conftest import ROOT, put_back_the_pipelines_release, safeguard_cli
-from safeguard.airflow_env import BROKER_DB, airflow, airflow_env, pools
-from safeguard.cluster import Cluster, api_token, machine, trigger_run, worker_queues
+from safeguard.airflow_env import (
+    BROKER_DB,
+    airflow,
+    airflow_env,
+    api_token,
+    pools,
+    trigger_run,
+)
+from safeguard.cluster import Cluster, machine, worker_queues
 from safeguard.config import ROLES, Settings
 from safeguard.dag_ids import DBT_POOL, TRANSFORM_DAG, ingest_dag_id, ingest_pool
 from safeguard.services import Redis, stop_group

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from safeguard.config import Settings, child_env, env, write_private
@@ -158,3 +159,25 @@ def migrate(s: Settings) -> None:
     airflow(s, "pools", "import", str(pool_file), capture=True)
     passwords = _passwords_file(s)
     write_private(passwords, json.dumps({"admin": s.secret("AIRFLOW_ADMIN_PASSWORD")}))
+
+
+# --- the REST API, as a partner's delivery would set a run off -----------------------------
+
+def api_token(s: Settings, base: str, timeout: float = 60) -> str:
+    """A JWT for Airflow's REST API at ``base``, as its admin."""
+    body = json.dumps({"username": "admin",
+                       "password": s.secret("AIRFLOW_ADMIN_PASSWORD")}).encode()
+    request = urllib.request.Request(f"{base}/auth/token", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return json.load(r)["access_token"]
+
+
+def trigger_run(base: str, token: str, dag_id: str, run_id: str, conf: dict) -> None:
+    """A DAG run through Airflow's REST API (``POST /api/v2/dags/{dag_id}/dagRuns``)."""
+    body = json.dumps({"dag_run_id": run_id, "logical_date": None, "conf": conf}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v2/dags/{dag_id}/dagRuns", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        r.read()

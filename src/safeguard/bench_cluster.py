@@ -116,8 +116,7 @@ def _measure(s: Any, workers: int, deliveries: dict[str, tuple[str, int]],
     """Trigger every delivery at once on a running cluster; wait for all runs to finish."""
     import psycopg
 
-    from safeguard.airflow_env import airflow_port
-    from safeguard.cluster import api_token, trigger_run
+    from safeguard.airflow_env import airflow_port, api_token, trigger_run
     from safeguard.dag_ids import ingest_dag_id
 
     base = f"http://127.0.0.1:{airflow_port()}"
@@ -128,7 +127,7 @@ def _measure(s: Any, workers: int, deliveries: dict[str, tuple[str, int]],
         t0 = time.monotonic()
         for name in names:
             trigger_run(base, token, ingest_dag_id(name), prefix + name,
-                     {"file": deliveries[name][0]})
+                        {"file": deliveries[name][0]})
         deadline = t0 + timeout
         while True:
             states = dict(conn.execute(

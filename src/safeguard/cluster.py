@@ -21,7 +21,6 @@ reads; workers do not serve them over HTTP (across machines, use Airflow's remot
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -301,24 +300,3 @@ def _group_alive(pgid: int) -> bool:
         return False
     return True
 
-
-# --- the REST API, as a partner's delivery would set a run off -----------------------------
-
-def api_token(s: Settings, base: str) -> str:
-    """A JWT for Airflow's REST API at ``base``, as its admin."""
-    body = json.dumps({"username": "admin",
-                       "password": s.secret("AIRFLOW_ADMIN_PASSWORD")}).encode()
-    request = urllib.request.Request(f"{base}/auth/token", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return json.load(r)["access_token"]
-
-
-def trigger_run(base: str, token: str, dag_id: str, run_id: str, conf: dict) -> None:
-    """A DAG run through Airflow's REST API (``POST /api/v2/dags/{dag_id}/dagRuns``)."""
-    body = json.dumps({"dag_run_id": run_id, "logical_date": None, "conf": conf}).encode()
-    request = urllib.request.Request(
-        f"{base}/api/v2/dags/{dag_id}/dagRuns", data=body, method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        r.read()

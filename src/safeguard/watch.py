@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 
+from safeguard.airflow_env import api_token
 from safeguard.config import Settings
 from safeguard.progress import duration
 from safeguard.transform import DbtProgress
@@ -92,12 +93,7 @@ class RestStates:
 
     def _get(self, path: str) -> dict:
         if self.token is None:
-            body = json.dumps({"username": "admin",
-                               "password": self.s.secret("AIRFLOW_ADMIN_PASSWORD")}).encode()
-            request = urllib.request.Request(f"{self.base_url}/auth/token", data=body,
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as r:
-                self.token = json.load(r)["access_token"]
+            self.token = api_token(self.s, self.base_url, timeout=10)
         request = urllib.request.Request(f"{self.base_url}/api/v2/{path}",
                                          headers={"Authorization": f"Bearer {self.token}"})
         try:
