@@ -327,8 +327,9 @@ def _run_size(s: Any, rows: int, seed: int, psql: str) -> dict[str, Any]:
 
 
 def _p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    from safeguard.bench_readers import percentile
+
+    return percentile(samples, 0.95)
 
 
 def _dashboards(s: Any) -> dict[str, Any]:

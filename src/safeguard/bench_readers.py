@@ -26,7 +26,7 @@ MODES = ("cached", "cache off")
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile (0..1) of ``samples`` (as ``bench._p95`` takes it)."""
+    """The nearest-rank ``q`` quantile (0..1) of ``samples`` (``bench._p95`` too)."""
     if not samples:
         raise ValueError("no samples")
     ordered = sorted(samples)
