@@ -18,6 +18,7 @@ import pytest
 
 from conftest import safeguard_cli
 from safeguard.config import Settings
+from safeguard.periods import next_month
 
 SOURCE = "sample_hotline_cases"
 HEADER = ("Case ID,Received,Reporter,Channel,Exploitation types,Highest grooming stage,"
@@ -67,9 +68,8 @@ def _months(s: Settings) -> dict[str, tuple[date, int]]:
     out = {}
     for name, bound in parts:
         month = date(int(name[-7:-3]), int(name[-2:]), 1)
-        upper = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        assert bound == (f"FOR VALUES FROM ('{month} 00:00:00+00') TO ('{upper} 00:00:00+00')"), \
-            bound
+        assert bound == (f"FOR VALUES FROM ('{month} 00:00:00+00') "
+                         f"TO ('{next_month(month)} 00:00:00+00')"), bound
         out[name] = (month, rows.get(f"raw.{name}", 0))
     return out
 

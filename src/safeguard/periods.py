@@ -46,7 +46,8 @@ def describe(start: date, end: date) -> str:
     return f"{start.isoformat()} to {last.isoformat()}"
 
 
-def _next_month(d: date) -> date:
+def next_month(d: date) -> date:
+    """The first day of the month after ``d``'s."""
     return date(d.year + d.month // 12, d.month % 12 + 1, 1)
 
 
@@ -72,7 +73,7 @@ def declared_period(name: str) -> DeclaredPeriod | None:
             return None
         if m[3]:
             return DeclaredPeriod(day, day + timedelta(days=1))
-        return DeclaredPeriod(day, _next_month(day))
+        return DeclaredPeriod(day, next_month(day))
     m = _YEARS.search(name)
     if not m:
         return None

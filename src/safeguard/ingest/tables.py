@@ -9,7 +9,7 @@ from psycopg import sql
 
 from safeguard.contracts import Contract
 from safeguard.contracts.kinds import Kind
-from safeguard.periods import DeclaredPeriod
+from safeguard.periods import DeclaredPeriod, next_month
 
 QUARANTINE_DDL = """
 create table if not exists quarantine.rows (
@@ -111,27 +111,29 @@ def is_partitioned(conn: psycopg.Connection, raw_table: str) -> bool:
 
 
 def ensure_partitions(conn: psycopg.Connection, kind: Kind, months: list[date]) -> list[str]:
-    """The month partitions of ``kind``'s raw table that ``months`` need, made where missing
-    (in the caller's transaction); returns the names made. Made as a table, then attached:
-    attaching locks the parent against other attaches only, not against reads (dbt) or other
-    loads' inserts, as ``CREATE TABLE ... PARTITION OF`` would. Two loads needing the same
-    month take turns on an advisory lock; one needing none takes no lock."""
+    """The month partitions of ``kind``'s raw table that ``months`` need, made where missing;
+    returns the names made. Made and committed on a connection of their own, so that a load
+    holds no lock on the parent for its whole transaction and other loads of the kind see
+    them at once (an empty partition left by a load that then failed is harmless). Made as a
+    table, then attached: attaching locks the parent against other attaches only, not against
+    reads (dbt) or other loads' inserts, as ``CREATE TABLE ... PARTITION OF`` would. Two loads
+    needing the same month take turns on an advisory lock; one needing none takes no lock."""
     if not months or not kind.partition_by:
         return []
-    missing = sorted(set(months) - set(partitions(conn, kind.raw_table).values()))
-    if not missing:
+    if not set(months) - set(partitions(conn, kind.raw_table).values()):
         return []
-    conn.execute("select pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
-    missing = sorted(set(months) - set(partitions(conn, kind.raw_table).values()))
     parent = sql.Identifier("raw", kind.raw_table)
-    for month in missing:
-        name = sql.Identifier("raw", partition_name(kind.raw_table, month))
-        upper = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        conn.execute(sql.SQL("create table {} (like {} including all)").format(name, parent))
-        conn.execute(sql.SQL(
-            "alter table {} attach partition {} for values from ({}) to ({})").format(
-                parent, name, sql.Literal(f"{month.isoformat()} 00:00:00+00"),
-                sql.Literal(f"{upper.isoformat()} 00:00:00+00")))
+    with psycopg.connect(conn.info.dsn, password=conn.info.password) as own, \
+            own.transaction():
+        own.execute("select pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
+        missing = sorted(set(months) - set(partitions(own, kind.raw_table).values()))
+        for month in missing:
+            name = sql.Identifier("raw", partition_name(kind.raw_table, month))
+            own.execute(sql.SQL("create table {} (like {} including all)").format(name, parent))
+            own.execute(sql.SQL(
+                "alter table {} attach partition {} for values from ({}) to ({})").format(
+                    parent, name, sql.Literal(f"{month.isoformat()} 00:00:00+00"),
+                    sql.Literal(f"{next_month(month).isoformat()} 00:00:00+00")))
     return [partition_name(kind.raw_table, m) for m in missing]
 
 
