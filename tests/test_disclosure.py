@@ -184,8 +184,9 @@ def _grains() -> list[Grain]:
               dims={"region": "region", "country": "country_code", "channel": "channel_code",
                     "source_kind": "source_kind", "is_synthetic": "is_synthetic"},
               remainder=("is_remainder", ("period_start", "region", "channel_code",
-                                          "source_kind", "is_synthetic"))),
-        # (a declared grid, GRIDS: a row may hold 0)
+                                          "source_kind", "is_synthetic")), floor=0),
+        # (a declared grid, GRIDS or GROUPED_GRIDS: a row may hold 0; a group withheld as a
+        # whole is one row of its own, country 'XX' or outcome 'all', among the cells)
         Grain("rpt_stage_by_channel_yearly", "cases", "cases", lambda r: year_span(r["year"]),
               dims={"region": "region", "channel": "channel_code",
                     "stage": "grooming_stage_code", "is_synthetic": "is_synthetic"}, floor=0),
@@ -195,7 +196,7 @@ def _grains() -> list[Grain]:
                     "referred_to": "referred_to", "is_synthetic": "is_synthetic"},
               scope={"source_kind": "hotline"},
               remainder=("is_remainder", ("period_start", "region", "channel_code",
-                                          "is_synthetic"))),
+                                          "is_synthetic")), floor=0),
         # (is_synthetic is "any case synthetic" here, not a part of the cases: not a dimension)
         Grain("rpt_case_handling_weekly", "cases", "intake",
               lambda r: week_span(r["week_start"]), scope={"source_kind": "hotline"}, floor=0),
@@ -1174,7 +1175,8 @@ def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
             s, sql.Identifier(table), sql.Identifier(table)))
     targets = []
 
-    # 1. a remainder row over withheld countries: put back all of them but one
+    # 1. a remainder row over withheld countries (zeros among them): put back all of them but
+    # one, a small one
     row = admin.execute(sql.SQL("""
         with truth as (
             select month_start as period_start, country_code, channel_code, source_kind,
@@ -1182,17 +1184,20 @@ def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
             from marts.fct_cases_monthly group by 1, 2, 3, 4, 5
         )
         select r.period_start, r.region, r.channel_code, r.source_kind, r.is_synthetic,
-            array_agg(r.country_code order by truth.n desc) as withheld,
-            array_agg(truth.n order by truth.n desc) as counts
+            array_agg(r.country_code order by coalesce(truth.n, 0) desc, r.country_code)
+                as withheld,
+            array_agg(coalesce(truth.n, 0) order by coalesce(truth.n, 0) desc, r.country_code)
+                as counts
         from {}.rpt_cases_monthly r
-        join truth using (period_start, country_code, channel_code, source_kind, is_synthetic)
+        left join truth
+            using (period_start, country_code, channel_code, source_kind, is_synthetic)
         where r.is_suppressed and exists (
             select 1 from {}.rpt_cases_monthly rest
             where rest.is_remainder and rest.period_start = r.period_start
               and rest.region = r.region and rest.channel_code = r.channel_code
               and rest.source_kind = r.source_kind and rest.is_synthetic = r.is_synthetic)
         group by 1, 2, 3, 4, 5
-        having count(*) >= 2 and min(truth.n) < %s
+        having count(*) >= 2 and min(coalesce(truth.n, 0)) < %s
         order by 1, 2, 3, 4 limit 1""").format(s, s), [K]).fetchone()
     assert row, "no published remainder over withheld countries to probe"
     period, region, channel, kind, synthetic, countries, counts = row
@@ -1233,9 +1238,9 @@ def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
                     f"channel_code={channel2}", f"grooming_stage_code={stages[-1]}"))
 
     # 3. across tables: a year, region and channel whose stages publish a share (so its total
-    # is known), with months withheld as a whole in rpt_cases_monthly, one of them a single
-    # country: put the other withheld months back, and the channel total less everything
-    # published gives that country away
+    # is known), with months withheld as a whole in rpt_cases_monthly (one row each): put the
+    # other withheld months back, and the channel total less everything published gives the
+    # one left away
     months = sql.SQL("""
         select period_start, source_kind, count(*) filter (where not is_remainder) as rows_
         from {}.rpt_cases_monthly
@@ -1266,16 +1271,17 @@ def test_the_attacker_breaks_real_tables_with_one_withheld_cell_put_back(
         months, [year3, region3, channel3, synthetic3]).fetchall()
     assert kept_rows == 1 and others
     for open_month, open_kind, _ in others:
+        # the group's one row takes its true total (the cases of every country of the region)
         admin.execute(sql.SQL("""
-            update {}.rpt_cases_monthly r set cases = t.n, is_suppressed = false
-            from (select f.month_start, f.country_code, f.channel_code, f.source_kind,
-                         f.is_synthetic, sum(f.case_count) as n
-                  from marts.fct_cases_monthly f group by 1, 2, 3, 4, 5) t
-            where r.period_start = t.month_start and r.country_code = t.country_code
-              and r.channel_code = t.channel_code and r.source_kind = t.source_kind
-              and r.is_synthetic = t.is_synthetic
-              and r.period_start = %s and r.source_kind = %s and r.region = %s
-              and r.channel_code = %s and r.is_synthetic = %s""").format(s),
+            update {}.rpt_cases_monthly r set is_suppressed = false, cases = (
+                select coalesce(sum(f.case_count), 0) from marts.fct_cases_monthly f
+                join marts.dim_countries c using (country_code)
+                where f.month_start = r.period_start and c.region = r.region
+                  and f.channel_code = r.channel_code and f.source_kind = r.source_kind
+                  and f.is_synthetic = r.is_synthetic)
+            where r.period_start = %s and r.source_kind = %s and r.region = %s
+              and r.channel_code = %s and r.is_synthetic = %s and not r.is_remainder
+              """).format(s),
             [open_month, open_kind, region3, channel3, synthetic3])
     (country3,) = admin.execute(sql.SQL(
         "select country_code from {}.rpt_cases_monthly where period_start = %s"
@@ -1455,12 +1461,115 @@ GRIDS = [
 ]
 
 
+@dataclass(frozen=True)
+class GroupedGrid:
+    """A table published in two levels: every group of a declared grid (``groups``, scoped as
+    in DeclaredGrid) has rows - one withheld row for a group withheld as a whole (``whole``),
+    or, for a published group, a row for every cell of its breakdown (``cells``: the
+    breakdown's columns, and the value tuples a group's cells take given one of its rows),
+    with ``extra`` rows (its remainder) beside them. Anything else says something: a group
+    without a row is an exact 0, a published group without one of its cells a 0 there."""
+
+    table: str
+    groups: dict[tuple[str, ...], Callable[[list[dict[str, Any]]], set[tuple]]]
+    cells: tuple[tuple[str, ...], Callable[[dict[str, Any]], set[tuple]]]
+    whole: Callable[[dict[str, Any]], bool]
+    scope: tuple[str, ...] = ()
+    extra: Callable[[dict[str, Any]], bool] = lambda row: False
+
+
+def absent_grouped_rows(tables: Tables, grids: list[GroupedGrid]) -> list[str]:
+    """Every group of a grouped grid without rows, every cell of a published group without
+    its row, and every group withheld whole that has other rows too."""
+    out = []
+    for grid in grids:
+        rows = tables.get(grid.table, [])
+        columns = [*grid.scope, *(c for key in grid.groups for c in key)]
+        members: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            members[tuple(row[c] for c in columns)].append(row)
+        cell_columns, cell_domain = grid.cells
+        for fixed in sorted({tuple(row[c] for c in grid.scope) for row in rows}, key=str):
+            combos: list[tuple] = [()]
+            for key in grid.groups:
+                combos = [c + v for c in combos for v in grid.groups[key](rows)]
+            for combo in combos:
+                group = members.get(fixed + combo, [])
+                label = ", ".join(f"{c}={v}" for c, v in zip(columns, fixed + combo,
+                                                             strict=True))
+                if not group:
+                    out.append(f"{grid.table}: no row for {label}: 0 cases, learnt")
+                    continue
+                if any(grid.whole(r) for r in group):
+                    if len(group) > 1:
+                        out.append(f"{grid.table}: {label} is withheld whole and has other "
+                                   "rows: they say what it holds")
+                    continue
+                present = {tuple(r[c] for c in cell_columns) for r in group
+                           if not grid.extra(r)}
+                for cell in sorted(cell_domain(group[0]) - present, key=str):
+                    out.append(f"{grid.table}: no row for {label}, "
+                               + ", ".join(f"{c}={v}" for c, v in zip(cell_columns, cell,
+                                                                    strict=True))
+                               + ": 0 cases, learnt")
+    return out
+
+
+def _countries_of_region() -> Callable[[dict[str, Any]], set[tuple]]:
+    with (DBT / "seeds" / "ref_countries.csv").open() as f:
+        by_region: dict[str, set[tuple]] = defaultdict(set)
+        for row in csv.DictReader(f):
+            by_region[row["region"]].add((row["country_code"],))
+    return lambda row: by_region[row["region"]]
+
+
+def _outcomes() -> Callable[[dict[str, Any]], set[tuple]]:
+    assessed = {a for (a,) in seed_codes("ref_assessments", "assessment_code")([])} | {"pending"}
+    referred = {r for (r,) in seed_codes("ref_referral_targets", "referral_target_code")([])} \
+        | {"pending"}
+    outcomes = {(a, r) for a in assessed for r in referred}
+    return lambda row: outcomes
+
+
+MONTHLY_GROUPS = {("period_start",): every_period("period_start", "month"),
+                  ("region",): REGIONS, ("channel_code",): CHANNELS}
+GROUPED_GRIDS = [
+    GroupedGrid("rpt_cases_monthly", MONTHLY_GROUPS, (("country_code",), _countries_of_region()),
+                whole=lambda r: r["country_code"] == "XX" and not r["is_remainder"],
+                scope=("source_kind", "is_synthetic"), extra=lambda r: r["is_remainder"]),
+    GroupedGrid("rpt_case_outcomes_monthly", MONTHLY_GROUPS,
+                (("assessment", "referred_to"), _outcomes()),
+                whole=lambda r: r["assessment"] == "all",
+                scope=("is_synthetic",), extra=lambda r: r["is_remainder"]),
+]
+
+
 def test_no_absent_row_says_zero(published):
     """Row existence, on the real published layer: every table declared a grid has a row for
-    every cell of it, so zero looks like any other small count (withheld). (The backlog's bands
-    cover every age at every date: test_the_backlog_withholds_nothing_within_a_date.)"""
-    found = absent_rows(published, GRIDS)
+    every cell of it, so zero looks like any other small count (withheld); the monthly
+    breakdowns have every group of their grid, as one row withheld whole or as every cell of
+    its breakdown. (The backlog's bands cover every age at every date:
+    test_the_backlog_withholds_nothing_within_a_date.)"""
+    found = absent_rows(published, GRIDS) + absent_grouped_rows(published, GROUPED_GRIDS)
     assert not found, f"{len(found)} absent rows:\n" + "\n".join(found[:15])
+    for grid in GROUPED_GRIDS:  # not a vacuous pass: groups of both kinds are there
+        rows = published[grid.table]
+        assert any(grid.whole(r) for r in rows), grid.table
+        assert any(not grid.whole(r) and not grid.extra(r) for r in rows), grid.table
+
+
+def test_the_grid_check_finds_a_missing_group_or_cell(published):
+    """The check above is not blind: the real monthly tables with one withheld zero of a
+    published group taken out, and one group withheld whole taken out, are each found."""
+    for grid in GROUPED_GRIDS:
+        rows = published[grid.table]
+        zero = next(r for r in rows if not grid.whole(r) and not grid.extra(r)
+                    and r["cases"] is None)
+        whole = next(r for r in rows if grid.whole(r))
+        for gone in (zero, whole):
+            found = absent_grouped_rows({grid.table: [r for r in rows if r is not gone]},
+                                        [grid])
+            assert len(found) == 1 and "0 cases, learnt" in found[0], (grid.table, found)
 
 
 def test_the_attacker_learns_zeros_from_absent_rows(pipeline_done, scratch_schema):

@@ -147,6 +147,26 @@ def test_a_withheld_cell_that_would_be_published_is_held_with_its_period_everywh
     assert plan_release({"t": MONTHLY, "u": other}, cand, prev, K).rows == prev
 
 
+def test_a_table_whose_missing_rows_are_withheld_holds_them_as_withheld():
+    """rpt_cases_monthly declares ``absent: withheld``: a country has no row only inside a
+    group withheld as a whole (one row for the group). Its country then coming out published
+    is a withheld count published, held like one; coming out withheld is no change at all.
+    Read as a published 0 (the default), the second would be held as withheld <-> published,
+    and the period never revised again."""
+    grouped = TableRule("t", period="period_start", grain="month", key=("period_start", "c"),
+                        counts=("cases",), absent="withheld")
+    prev = {"t": _rows(("2024-01-01", "XX", None))}
+    published = {"t": _rows(("2024-01-01", "a", 40), ("2024-01-01", "XX", 12))}
+    plan = plan_release({"t": grouped}, published, prev, K)
+    assert plan.rows == prev
+    assert plan.outcomes["t"][("month", "2024-01-01")].reasons == ["cases withheld <-> published"]
+    withheld = {"t": _rows(("2024-01-01", "a", None), ("2024-01-01", "b", None),
+                           ("2024-01-01", "XX", None))}
+    plan = plan_release({"t": grouped}, withheld, prev, K)
+    assert plan.rows == withheld and not plan.outcomes["t"][("month", "2024-01-01")].reasons
+    assert plan_release({"t": MONTHLY}, withheld, prev, K).rows == prev
+
+
 # --- integration: two releases a day apart ---------------------------------------------------
 
 def _days(today: date) -> tuple[date, date, date]:

@@ -12,10 +12,11 @@
     3. Complementary (secondary) suppression. Wherever the total of a group of cells can be
        learnt - a total or remainder row, a share that gives the total away, the same cases
        published at another grain in another table - the group's withheld cells must not be
-       recoverable, nor narrowed to fewer than k values. The attacker knows that a published row
-       holds a case at least (rows exist only where there are cases), so the rule is:
-         a group has no withheld cell, or at least two whose slack - their cases beyond one per
-         published row - is k or more.
+       recoverable, nor narrowed to fewer than k values. Where rows exist only where there are
+       cases, the attacker knows that a row holds a case at least (its floor is 1; on a declared
+       grid, rule 5, it is 0), so the rule is:
+         a group has no withheld cell, or at least two whose slack - their cases beyond their
+         floors - is k or more.
        Where a group breaks it, its smallest published cell is withheld too, and the rule is
        applied again over every group until nothing changes (complementary_suppression below;
        dbt/tests/assert_complementary_suppression_holds.sql checks the fixed point).
@@ -56,8 +57,13 @@
        and every code of its dimensions (the reference lists), a zero withheld like any small
        count (declared_grid below). Tables on this rule: rpt_case_handling_weekly,
        rpt_stage_by_channel_yearly, rpt_exploitation_types_yearly,
-       rpt_enticement_change_2019_2020, and rpt_case_backlog (its bands cover every age).
-       Not yet: rpt_cases_monthly and rpt_case_outcomes_monthly (rows only where cases are).
+       rpt_enticement_change_2019_2020, rpt_case_backlog (its bands cover every age), and the
+       monthly breakdowns in two levels: every group of month x region x channel x source_kind
+       (int_case_groups_withheld) is there, a group withheld as a whole as one row, a published
+       one as every country of its region (rpt_cases_monthly) or every assessment x referral
+       outcome (rpt_case_outcomes_monthly). The full grid of countries would be some 200,000
+       rows for seven years, most of them in groups withheld whole; the two levels say the same
+       (a withheld group's countries are all withheld) in the rows the data needs.
     tests/test_disclosure.py attacks the published tables as the viewer role with these and every
     other linear relation between them (subtraction, linear algebra, linear-programming bounds). -#}
 

@@ -33,7 +33,8 @@ country_groups as (
         count(*) filter (where published.is_suppressed) as withheld_cells,
         count(*) filter (where not published.is_suppressed and not published.is_remainder)
             as published_cells,
-        coalesce(sum(cases_by_country.true_count - 1) filter (where published.is_suppressed), 0)
+        -- (a row for every country of a published group: a withheld one's floor is 0)
+        coalesce(sum(cases_by_country.true_count) filter (where published.is_suppressed), 0)
             as withheld_slack,
         coalesce(sum(cases_by_country.true_count) filter (where published.is_suppressed), 0)
             as withheld_count,
@@ -57,7 +58,8 @@ outcome_groups as (
         count(*) filter (where published.is_suppressed) as withheld_cells,
         count(*) filter (where not published.is_suppressed and not published.is_remainder)
             as published_cells,
-        coalesce(sum(outcomes.case_count - 1) filter (where published.is_suppressed), 0)
+        -- (a row for every outcome of a published group: a withheld one's floor is 0)
+        coalesce(sum(outcomes.case_count) filter (where published.is_suppressed), 0)
             as withheld_slack,
         coalesce(sum(outcomes.case_count) filter (where published.is_suppressed), 0)
             as withheld_count,

@@ -11,7 +11,9 @@ that snapshot, all in one transaction:
   release, so they are not revisions of it.
 * **Revision gate.** A period published before is a protection group: the period across every
   table of the same grain (a table without a period is a group of its own). Its cells are the
-  declared counts of each row, keyed by the declared key; an absent row is a published 0. The
+  declared counts of each row, keyed by the declared key; an absent row is a published 0 (or,
+  where the table declares ``absent: withheld``, a withheld count: a row missing there only
+  inside a group withheld as a whole). The
   group is published again, revised, only when, comparing the candidate with the previous
   release, no count changes by 1 to k-1 and no count goes from withheld (NULL) to published or
   back (absent counts as published 0). Otherwise the whole group keeps its previously released
@@ -73,6 +75,10 @@ class TableRule:
     key: tuple[str, ...] = ()
     counts: tuple[str, ...] = ()
     latest: str | None = None  # a flag true on the latest period released (recomputed)
+    #: what a cell without a row published: "zero" where rows are there only where counts
+    #: are, "withheld" where a row is missing only inside a group withheld as a whole (one row
+    #: for the group: rpt_cases_monthly's countries, rpt_case_outcomes_monthly's outcomes)
+    absent: str = "zero"
 
     def group_of(self, row: dict) -> tuple[str, str | None]:
         """The protection group of a row: (grain, period) shared by the tables of one grain,
@@ -101,10 +107,14 @@ def table_rules(root: Path) -> dict[str, TableRule]:
             if r.get("counts") and not r.get("key"):
                 raise ReleaseFailed(f"{path.name}: model {model['name']}: release counts "
                                     "need a key (the columns that name a cell)")
+            absent = r.get("absent", "zero")
+            if absent not in ("zero", "withheld"):
+                raise ReleaseFailed(f"{path.name}: model {model['name']}: release absent "
+                                    f"{absent!r} is not 'zero' or 'withheld'")
             rules[model["name"]] = TableRule(
                 name=model["name"], period=r.get("period"), grain=grain,
                 key=tuple(r.get("key") or ()), counts=tuple(r.get("counts") or ()),
-                latest=r.get("latest"))
+                latest=r.get("latest"), absent=absent)
     return rules
 
 
@@ -124,11 +134,13 @@ def _count_cells(rule: TableRule, rows: Iterable[dict]) -> dict[tuple[str, str],
 def compare_cells(rule: TableRule, before: list[dict], after: list[dict],
                   k: int) -> tuple[int, list[str]]:
     """Changed published counts, and why the change may not go out (empty: it may). An absent
-    cell is a published 0; None is a withheld count."""
+    cell is a published 0, or a withheld one where the table says so (``absent``); None is a
+    withheld count."""
     old, new = _count_cells(rule, before), _count_cells(rule, after)
     changed, reasons = 0, []
+    missing = 0 if rule.absent == "zero" else None
     for cell in old.keys() | new.keys():
-        a, b = old.get(cell, 0), new.get(cell, 0)
+        a, b = old.get(cell, missing), new.get(cell, missing)
         if a == b:
             continue
         if (a is None) != (b is None):

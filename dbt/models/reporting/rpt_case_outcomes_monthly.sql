@@ -3,8 +3,12 @@
 -- rpt_cases_monthly publishes for them, so they are one group with a published total: the
 -- outcomes withheld one by one are published as one remainder row ('withheld'), only where
 -- they are at least two and hold enough cases (complementary suppression,
--- macros/publication.sql); where the group itself is withheld (int_case_groups_withheld) all
--- its outcomes are, and no remainder is shown.
+-- macros/publication.sql).
+-- Zeros and row existence (rule 5): every hotline group of the declared grid
+-- (int_case_groups_withheld) has rows. A published group has a row for every outcome (each
+-- assessment, or pending, by each referral target, or pending), an outcome without a case
+-- counting 0 and withheld like any small count; a group withheld as a whole is one row
+-- (assessment and referred_to 'all', not a remainder).
 with
 
 outcomes as (
@@ -28,24 +32,42 @@ case_groups as (
     where source_kind = 'hotline'
 ),
 
+grid_outcomes as (
+    select assessment_code, referral_target_code
+    from (
+        select assessment_code from assessments
+        union all
+        select 'pending'
+    ) as assessed
+    cross join (
+        select referral_target_code from referral_targets
+        union all
+        select 'pending'
+    ) as referred
+),
+
 grouped as (
+    -- every outcome of a published group, with its cases or 0
     select
-        outcomes.month_start,
-        outcomes.region,
-        outcomes.channel_code,
-        outcomes.assessment_code,
-        outcomes.referral_target_code,
-        outcomes.is_synthetic,
-        outcomes.case_count,
-        concat_ws('|', outcomes.month_start, outcomes.region, outcomes.channel_code,
-            outcomes.is_synthetic) as group_key,
-        case_groups.is_withheld as is_group_withheld
-    from outcomes
-    inner join case_groups
-        on outcomes.month_start = case_groups.month_start
-        and outcomes.region = case_groups.region
-        and outcomes.channel_code = case_groups.channel_code
-        and outcomes.is_synthetic = case_groups.is_synthetic
+        case_groups.month_start,
+        case_groups.region,
+        case_groups.channel_code,
+        grid_outcomes.assessment_code,
+        grid_outcomes.referral_target_code,
+        case_groups.is_synthetic,
+        coalesce(outcomes.case_count, 0)::bigint as case_count,
+        concat_ws('|', case_groups.month_start, case_groups.region, case_groups.channel_code,
+            case_groups.is_synthetic) as group_key
+    from case_groups
+    cross join grid_outcomes
+    left join outcomes
+        on case_groups.month_start = outcomes.month_start
+        and case_groups.region = outcomes.region
+        and case_groups.channel_code = outcomes.channel_code
+        and grid_outcomes.assessment_code = outcomes.assessment_code
+        and grid_outcomes.referral_target_code = outcomes.referral_target_code
+        and case_groups.is_synthetic = outcomes.is_synthetic
+    where not case_groups.is_withheld
 ),
 
 cells as (
@@ -53,12 +75,17 @@ cells as (
         grouped.*,
         concat_ws('|', group_key, assessment_code, referral_target_code) as cell_key,
         case_count as cell_count,
-        1 as cell_floor,
-        {{ is_suppressed('case_count') }} or is_group_withheld as is_primary
+        -- a row for every outcome: a withheld one may hold 0
+        0 as cell_floor,
+        {{ is_suppressed('case_count') }} as is_primary
     from grouped
 ),
 
-{{ complementary_suppression('cells', ['group_key']) }},
+-- one kind of group: a pass withholds the smallest published cell of an exposed group, which
+-- holds k or more (over a floor of 0), so one pass reaches the fixed point; two, to be safe
+-- (the gate, assert_complementary_suppression_holds, checks it). Twelve passes over some
+-- 200,000 country cells at a million cases a year would cost seconds for nothing.
+{{ complementary_suppression('cells', ['group_key'], passes=2) }},
 
 withheld as (
     select * from cells__withheld
@@ -98,15 +125,35 @@ remainders as (
         is_synthetic,
         true as is_remainder
     from withheld
-    where not is_group_withheld
     group by month_start, region, channel_code, is_synthetic
     having count(*) filter (where is_withheld) > 0
+),
+
+withheld_groups as (
+    -- a group withheld as a whole: one row, whatever its outcomes
+    select
+        month_start,
+        region,
+        channel_code,
+        'all' as assessment,
+        -- (named as the remainder: a chart by name shows one 'withheld' series)
+        'Withheld (small counts)' as assessment_name,
+        'all' as referred_to,
+        'Withheld (small counts)' as referred_to_name,
+        null::bigint as cases,
+        true as is_suppressed,
+        is_synthetic,
+        false as is_remainder
+    from case_groups
+    where is_withheld
 ),
 
 unioned as (
     select * from by_outcome
     union all
     select * from remainders
+    union all
+    select * from withheld_groups
 ),
 
 final as (

@@ -3,9 +3,11 @@
 -- as the sum of its published countries plus one remainder row (country_code 'XX') holding the
 -- countries withheld one by one, so that sums over countries are right. The remainder is
 -- published only where the withheld countries are at least two and hold enough cases that none
--- can be had or narrowed down from it (complementary suppression, macros/publication.sql); where
--- the group itself is withheld (int_case_groups_withheld) all its countries are, and no
--- remainder is shown.
+-- can be had or narrowed down from it (complementary suppression, macros/publication.sql).
+-- Zeros and row existence (rule 5): every group of the declared grid (int_case_groups_withheld)
+-- has rows. A published group has a row for every country of its region, a country without a
+-- case counting 0 and withheld like any small count; a group withheld as a whole is one row
+-- (country_code 'XX', not a remainder), so a country's row never says a case was there.
 with
 
 cases as (
@@ -27,44 +29,55 @@ case_groups as (
 monthly as (
     select
         cases.month_start,
-        countries.region,
         cases.country_code,
-        countries.country_name,
         cases.channel_code,
         cases.source_kind,
         cases.is_synthetic,
         sum(cases.case_count)::bigint as case_count
     from cases
-    inner join countries on cases.country_code = countries.country_code
-    group by 1, 2, 3, 4, 5, 6, 7
+    group by 1, 2, 3, 4, 5
 ),
 
-grouped as (
+published_groups as (
+    -- every country of the region of a published group, with its cases or 0
     select
-        monthly.*,
-        concat_ws('|', monthly.month_start, monthly.region, monthly.channel_code,
-            monthly.source_kind, monthly.is_synthetic) as group_key,
-        case_groups.is_withheld as is_group_withheld
-    from monthly
-    inner join case_groups
-        on monthly.month_start = case_groups.month_start
-        and monthly.region = case_groups.region
-        and monthly.channel_code = case_groups.channel_code
-        and monthly.source_kind = case_groups.source_kind
-        and monthly.is_synthetic = case_groups.is_synthetic
+        case_groups.month_start,
+        case_groups.region,
+        countries.country_code,
+        countries.country_name,
+        case_groups.channel_code,
+        case_groups.source_kind,
+        case_groups.is_synthetic,
+        coalesce(monthly.case_count, 0)::bigint as case_count,
+        concat_ws('|', case_groups.month_start, case_groups.region, case_groups.channel_code,
+            case_groups.source_kind, case_groups.is_synthetic) as group_key
+    from case_groups
+    inner join countries on case_groups.region = countries.region
+    left join monthly
+        on case_groups.month_start = monthly.month_start
+        and countries.country_code = monthly.country_code
+        and case_groups.channel_code = monthly.channel_code
+        and case_groups.source_kind = monthly.source_kind
+        and case_groups.is_synthetic = monthly.is_synthetic
+    where not case_groups.is_withheld
 ),
 
 cells as (
     select
-        grouped.*,
+        published_groups.*,
         group_key || '|' || country_code as cell_key,
         case_count as cell_count,
-        1 as cell_floor,
-        {{ is_suppressed('case_count') }} or is_group_withheld as is_primary
-    from grouped
+        -- a row for every country: a withheld one may hold 0
+        0 as cell_floor,
+        {{ is_suppressed('case_count') }} as is_primary
+    from published_groups
 ),
 
-{{ complementary_suppression('cells', ['group_key']) }},
+-- one kind of group: a pass withholds the smallest published cell of an exposed group, which
+-- holds k or more (over a floor of 0), so one pass reaches the fixed point; two, to be safe
+-- (the gate, assert_complementary_suppression_holds, checks it). Twelve passes over some
+-- 200,000 country cells at a million cases a year would cost seconds for nothing.
+{{ complementary_suppression('cells', ['group_key'], passes=2) }},
 
 withheld as (
     select * from cells__withheld
@@ -99,15 +112,33 @@ remainders as (
         false as is_suppressed,
         true as is_remainder
     from withheld
-    where not is_group_withheld
     group by 1, 2, 3, 4, 5, 6, 7
     having count(*) filter (where is_withheld) > 0
+),
+
+withheld_groups as (
+    -- a group withheld as a whole: one row, whatever its countries
+    select
+        month_start,
+        region,
+        'XX' as country_code,
+        'All countries of ' || region || ' (withheld as a group)' as country_name,
+        channel_code,
+        source_kind,
+        is_synthetic,
+        null::bigint as cases,
+        true as is_suppressed,
+        false as is_remainder
+    from case_groups
+    where is_withheld
 ),
 
 unioned as (
     select * from by_country
     union all
     select * from remainders
+    union all
+    select * from withheld_groups
 ),
 
 final as (

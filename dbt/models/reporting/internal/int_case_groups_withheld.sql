@@ -3,15 +3,22 @@
 -- materialized (the reporting schema is what the viewer reads): rpt_cases_monthly and
 -- rpt_case_outcomes_monthly break these groups down (by country; by assessment and referral)
 -- and take from here which groups are withheld as a whole.
+-- Every group of the declared grid is here (macros/publication.sql, rule 5): every month from
+-- the first to the last, every region and channel of the reference lists, every source kind
+-- and flag the facts hold; a group without a case counts 0 and is withheld like any small
+-- count. The published tables show a withheld group as one row and a published one as every
+-- cell of its breakdown, so no row's presence says a case was there: a withheld group, and
+-- each cell of a published one, may hold 0 (their floor is 0).
 -- A group total an attacker can learn elsewhere is protected here (macros/publication.sql):
 --   - the months (both sources) of a year, region and channel add up to the channel total of
 --     rpt_stage_by_channel_yearly, which its shares give away;
 --   - the hotline groups of a month, over all regions and channels, add up to the month's
 --     hotline intake, which the weekly intake and the hotline total give away (exactly so over
 --     the months whose first day is a Monday; taken as given for every month, to be safe).
--- A group is withheld to begin with where it is small, or where a breakdown of it (countries,
--- outcomes) has a small cell and could not be protected even with every cell withheld. A
--- withheld group's floor is the number of rows that break it down (each holds a case at least).
+-- A group is withheld to begin with where it is small. (A published group can always protect
+-- its breakdowns: every region but 'Unknown', which is one country, has many countries and
+-- there are 24 outcomes, so withholding every cell of the breakdown holds the group's k cases
+-- or more over two cells at least.)
 with
 
 cases as (
@@ -22,8 +29,35 @@ countries as (
     select * from {{ ref('dim_countries') }}
 ),
 
-outcomes as (
-    select * from {{ ref('fct_case_outcomes_monthly') }}
+channels as (
+    select * from {{ ref('dim_channels') }}
+),
+
+grid_months as (
+    select generate_series(min(month_start), max(month_start), interval '1 month')::date
+        as month_start
+    from cases
+),
+
+grid_regions as (
+    select distinct region from countries
+),
+
+grid_channels as (
+    select channel_code from channels
+),
+
+grid_sources as (
+    select distinct source_kind from cases
+),
+
+grid_flags as (
+    select distinct is_synthetic from cases
+),
+
+grid as (
+    {{ declared_grid(['grid_months', 'grid_regions', 'grid_channels', 'grid_sources',
+                      'grid_flags']) }}
 ),
 
 by_country as (
@@ -40,53 +74,37 @@ by_country as (
     group by 1, 2, 3, 4, 5, 6
 ),
 
-by_group as (
+group_counts as (
     select
         month_start,
         region,
         channel_code,
         source_kind,
         is_synthetic,
-        sum(country_case_count)::bigint as case_count,
-        count(*) as country_count,
-        count(*) filter (where {{ is_suppressed('country_case_count') }}) as small_country_count
+        sum(country_case_count)::bigint as case_count
     from by_country
     group by 1, 2, 3, 4, 5
 ),
 
-outcome_groups as (
-    select
-        month_start,
-        region,
-        channel_code,
-        is_synthetic,
-        count(*) as outcome_count,
-        count(*) filter (where {{ is_suppressed('case_count') }}) as small_outcome_count
-    from outcomes
-    group by 1, 2, 3, 4
-),
-
 groups as (
     select
-        by_group.*,
-        -- a withheld group's rows say 'a case at least' each: the least it can hold
-        greatest(by_group.country_count, coalesce(outcome_groups.outcome_count, 0)) as row_floor,
-        -- a published group must be able to protect its breakdowns: where a small cell is there
-        -- and even all cells withheld together would hold too little beyond a case per row,
-        -- the group is withheld instead
-        {{ is_suppressed('by_group.case_count') }}
-        or (by_group.small_country_count > 0
-            and by_group.case_count - by_group.country_count < {{ min_published_count() }})
-        or (coalesce(outcome_groups.small_outcome_count, 0) > 0
-            and by_group.case_count - outcome_groups.outcome_count < {{ min_published_count() }})
-            as is_primary
-    from by_group
-    left join outcome_groups
-        on by_group.source_kind = 'hotline'
-        and by_group.month_start = outcome_groups.month_start
-        and by_group.region = outcome_groups.region
-        and by_group.channel_code = outcome_groups.channel_code
-        and by_group.is_synthetic = outcome_groups.is_synthetic
+        grid.month_start,
+        grid.region,
+        grid.channel_code,
+        grid.source_kind,
+        grid.is_synthetic,
+        coalesce(group_counts.case_count, 0)::bigint as case_count,
+        -- every cell of a published group's breakdown has a row, a withheld group has one:
+        -- none says 'a case at least'
+        0 as row_floor,
+        {{ is_suppressed('coalesce(group_counts.case_count, 0)') }} as is_primary
+    from grid
+    left join group_counts
+        on grid.month_start = group_counts.month_start
+        and grid.region = group_counts.region
+        and grid.channel_code = group_counts.channel_code
+        and grid.source_kind = group_counts.source_kind
+        and grid.is_synthetic = group_counts.is_synthetic
 ),
 
 cells as (
