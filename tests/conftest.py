@@ -40,6 +40,17 @@ def safeguard_cli(*args: str, check: bool = True,
     return proc
 
 
+def transform_after_loads(*raw_tables: str) -> subprocess.CompletedProcess:
+    """`safeguard transform` as the transform DAG runs after loads into ``raw_tables``
+    (``raw.<table>``): dbt builds what is downstream of them (``selection_for``, with what those
+    models need), then a release. Superset's cache is emptied, not warmed (``--no-warm``): for
+    tests that read the published tables as the viewer, or ask Superset past its cache."""
+    from safeguard.transform import selection_for
+
+    selection = selection_for([f"safeguard://warehouse/raw/{t}" for t in raw_tables])
+    return safeguard_cli("transform", "--select", selection, "--release", "--no-warm")
+
+
 @pytest.fixture(scope="session")
 def sg_settings() -> Iterator[Settings]:
     """A fresh home (database, secrets, Airflow metadata) for this test session."""

@@ -316,7 +316,12 @@ def gx_sync() -> None:
 @click.option("--full-refresh", is_flag=True,
               help="Rebuild the incremental models from what raw holds now (e.g. after "
                    "`safeguard db detach`), not only what changed.")
-def transform(select: str | None, then_release: bool | None, full_refresh: bool) -> None:
+@click.option("--warm/--no-warm", default=True,
+              help="After a release, compute the published dashboards' charts again into "
+                   "Superset's cache (default); --no-warm only empties the cache, and the "
+                   "first readers compute the new figures.")
+def transform(select: str | None, then_release: bool | None, full_refresh: bool,
+              warm: bool) -> None:
     """Run `dbt build` as the transformer role (into the release candidate), then release.
 
     A partial build (--select) may leave the candidate without the published models, so it
@@ -334,7 +339,7 @@ def transform(select: str | None, then_release: bool | None, full_refresh: bool)
     if released is not None:
         click.echo(released.summary())
         if released.release_no is not None:
-            _warm_dashboards()  # as after `safeguard release`
+            _warm_dashboards(warm)  # as after `safeguard release`
 
 
 @main.command("release")
@@ -343,7 +348,11 @@ def transform(select: str | None, then_release: bool | None, full_refresh: bool)
 @click.option("--embargo-days", type=click.IntRange(min=0), default=None,
               help="Days after a period ends before it is published (default: "
                    "SAFEGUARD_RELEASE_EMBARGO_DAYS, 14).")
-def release_command(as_of, embargo_days: int | None) -> None:
+@click.option("--warm/--no-warm", default=True,
+              help="After a release, compute the published dashboards' charts again into "
+                   "Superset's cache (default); --no-warm only empties the cache, and the "
+                   "first readers compute the new figures.")
+def release_command(as_of, embargo_days: int | None, warm: bool) -> None:
     """Publish the candidate built by dbt: a new numbered release of the reporting tables.
 
     Periods are published once ended and past the embargo; a revision of a published period
@@ -362,17 +371,25 @@ def release_command(as_of, embargo_days: int | None) -> None:
         raise click.ClickException(str(e)) from e
     click.echo(result.summary())
     if result.release_no is not None:
-        _warm_dashboards()
+        _warm_dashboards(warm)
 
 
-def _warm_dashboards() -> None:
+def _warm_dashboards(warm: bool = True) -> None:
     """After a release by hand, what the fact sheet DAG does after Airflow's: Superset's
-    chart-data cache emptied and the published dashboards' charts computed again."""
+    chart-data cache emptied and the published dashboards' charts computed again (``warm``
+    False: only emptied, so that no reader gets the previous release's figures)."""
     import httpx
 
     from safeguard.superset.errors import SupersetError
+    from safeguard.superset.server import SupersetServer
     from safeguard.superset.warm import NothingToWarm, warm_after_release
 
+    if not warm:
+        server = SupersetServer.running(settings())
+        if server is not None:
+            click.echo(f"Superset's chart-data cache: {server.empty_data_cache()} cached "
+                       "results deleted, not computed again (--no-warm)")
+        return
     try:
         warmed = warm_after_release(settings())
     except NothingToWarm as e:
