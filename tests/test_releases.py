@@ -314,6 +314,32 @@ def test_a_release_never_goes_back_in_time(pipeline_done, two_releases):
     assert "never goes back in time" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_release_publishes_every_published_model_or_none(pipeline_done):
+    """A candidate without one of the published models (a new warehouse, whose first build
+    covered what one load touched) makes no release: reporting would hold half a layer, and
+    the fact sheet (seen in the demo) fails on the table that is not there. The transform DAG
+    then builds everything instead of its selection."""
+    from safeguard.transform import selection_or_all
+
+    s = pipeline_done
+    with psycopg.connect(s.admin_url(s.warehouse_db), autocommit=True) as admin:
+        before = admin.execute("select max(release_no) from ops.releases").fetchone()[0]
+        admin.execute("alter table publish_candidate.rpt_stage_by_channel_yearly "
+                      "rename to rpt_stage_by_channel_yearly_away")
+        try:
+            proc = safeguard_cli("release", check=False)
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+            assert "lacks 1 of the" in proc.stderr, proc.stderr
+            assert "rpt_stage_by_channel_yearly" in proc.stderr, proc.stderr
+            assert selection_or_all(s, "@source:raw.published_figures") is None
+        finally:
+            admin.execute("alter table publish_candidate.rpt_stage_by_channel_yearly_away "
+                          "rename to rpt_stage_by_channel_yearly")
+        assert admin.execute("select max(release_no) from ops.releases").fetchone()[0] == before
+    assert selection_or_all(s, "@source:raw.published_figures") == \
+        "@source:raw.published_figures"
+
+
 def test_the_viewer_reads_no_release_and_no_candidate(pipeline_done):
     s = pipeline_done
     for relation in ("releases.release_rows", "publish_candidate.rpt_cases_monthly",

@@ -65,6 +65,20 @@ class NothingBuilt(ReleaseFailed):
     """dbt has not built the published models yet: there is nothing to release."""
 
 
+class CandidateIncomplete(NothingBuilt):
+    """dbt has built some of the published models, not all (a first build on a new warehouse
+    limited to what one load touched): a release publishes all of them or none, so that
+    ``reporting`` never holds half a layer (the fact sheet and the dashboards read all of it)."""
+
+
+def missing_from_candidate(conn: psycopg.Connection, rules: dict[str, TableRule]) -> list[str]:
+    """The published models dbt has not built into the candidate yet."""
+    present = {r[0] for r in conn.execute(
+        "select table_name from information_schema.tables where table_schema = %s",
+        [CANDIDATE])}
+    return sorted(t for t in rules if t not in present)
+
+
 @dataclass(frozen=True)
 class TableRule:
     """What a published model declares in ``config.meta.release``."""
@@ -333,13 +347,16 @@ def release(settings: Settings, as_of: date | None = None, run_by: str | None = 
     rules = table_rules(settings.root)
     with psycopg.connect(settings.url("transformer"), connect_timeout=10) as conn:
         conn.execute("select pg_advisory_xact_lock(%s)", [LOCK_KEY])
-        present = {r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = %s",
-            [CANDIDATE])}
-        tables = [t for t in rules if t in present]
+        missing = missing_from_candidate(conn, rules)
+        tables = [t for t in rules if t not in missing]
         if not tables:
             raise NothingBuilt(f"schema {CANDIDATE} holds none of the published models: run "
                                 "`safeguard transform` (dbt build) first")
+        if missing:
+            raise CandidateIncomplete(
+                f"schema {CANDIDATE} lacks {len(missing)} of the {len(rules)} published models "
+                f"({', '.join(missing)}): a release publishes all of them or none; run "
+                "`safeguard transform` (a build of everything) first")
         previous_no, previous_as_of = _previous(conn)
         if previous_as_of is not None and as_of < previous_as_of:
             raise ReleaseFailed(f"as of {as_of} is before release {previous_no} "

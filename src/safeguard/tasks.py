@@ -122,9 +122,12 @@ def validate_and_load(contract_name: str, landed: dict) -> dict:
 
 
 def dbt_build(select: str | None = None) -> None:
-    from safeguard.transform import build
+    """dbt build of ``select``, or of everything while the release candidate lacks a published
+    model (a new warehouse: the first load's selection would leave the others unbuilt, and a
+    release waits for all of them)."""
+    from safeguard.transform import build, selection_or_all
 
-    build(settings(), select)
+    build(settings(), selection_or_all(settings(), select))
 
 
 def release(as_of: date | None = None) -> None:

@@ -406,6 +406,24 @@ class PublicationRun:
             conn.execute(sql, params)
 
 
+def selection_or_all(settings: Settings, select: str | None) -> str | None:
+    """``select``, or None (everything) while the release candidate lacks one of the published
+    models: on a new warehouse, a build limited to what the first load touched would leave the
+    others unbuilt, and a release publishes all of them or none (``release``)."""
+    if select is None:
+        return None
+    from safeguard.release import missing_from_candidate, table_rules
+
+    with psycopg.connect(settings.url("transformer"), connect_timeout=10) as conn:
+        missing = missing_from_candidate(conn, table_rules(settings.root))
+    if missing:
+        print(f"safeguard: the release candidate lacks {len(missing)} published model(s) "
+              f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): building "
+              "everything, not only what the loads touched", flush=True)
+        return None
+    return select
+
+
 def selection_for(raw_asset_uris: list[str]) -> str | None:
     """The dbt selection for a run triggered by loads into these raw tables: everything
     downstream of each table, with everything those models need (dbt's ``@``: on a fresh
