@@ -1415,25 +1415,34 @@ def every_period(column: str, step: str) -> Callable[[list[dict[str, Any]]], set
     return domain
 
 
+def grid_keys(domains: dict[tuple[str, ...], Callable[[list[dict[str, Any]]], set[tuple]]],
+              scope: tuple[str, ...], rows: list[dict[str, Any]]
+              ) -> tuple[list[str], list[tuple]]:
+    """The key columns of a declared grid (scope first) and every key it declares: each scope
+    the rows show, by every combination of the domains."""
+    columns = [*scope, *(c for key in domains for c in key)]
+    keys: list[tuple] = []
+    for fixed in sorted({tuple(row[c] for c in scope) for row in rows}, key=str):
+        combos: list[tuple] = [fixed]
+        for key in domains:
+            combos = [c + v for c in combos for v in domains[key](rows)]
+        keys += combos
+    return columns, keys
+
+
+def _named(columns: Iterable[str], values: tuple) -> str:
+    return ", ".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
+
+
 def absent_rows(tables: Tables, grids: list[DeclaredGrid]) -> list[str]:
     """Every combination of a declared grid the table has no row for: each says 0."""
     out = []
     for grid in grids:
         rows = [row for row in tables.get(grid.table, []) if grid.rows(row)]
-        keys = list(grid.domains)
-        columns = [c for key in keys for c in key]
-        present = {tuple(row[c] for c in (*grid.scope, *columns)) for row in rows}
-        for fixed in sorted({tuple(row[c] for c in grid.scope) for row in rows}, key=str):
-            combos: list[tuple] = [()]
-            for key in keys:
-                combos = [c + v for c in combos for v in grid.domains[key](rows)]
-            for combo in combos:
-                if fixed + combo not in present:
-                    out.append(f"{grid.table}: no row for "
-                               + ", ".join(f"{c}={v}" for c, v in
-                                           zip((*grid.scope, *columns), fixed + combo,
-                                               strict=True))
-                               + ": 0 cases, learnt")
+        columns, keys = grid_keys(grid.domains, grid.scope, rows)
+        present = {tuple(row[c] for c in columns) for row in rows}
+        out += [f"{grid.table}: no row for {_named(columns, key)}: 0 cases, learnt"
+                for key in keys if key not in present]
     return out
 
 
@@ -1484,34 +1493,25 @@ def absent_grouped_rows(tables: Tables, grids: list[GroupedGrid]) -> list[str]:
     out = []
     for grid in grids:
         rows = tables.get(grid.table, [])
-        columns = [*grid.scope, *(c for key in grid.groups for c in key)]
+        columns, keys = grid_keys(grid.groups, grid.scope, rows)
         members: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             members[tuple(row[c] for c in columns)].append(row)
         cell_columns, cell_domain = grid.cells
-        for fixed in sorted({tuple(row[c] for c in grid.scope) for row in rows}, key=str):
-            combos: list[tuple] = [()]
-            for key in grid.groups:
-                combos = [c + v for c in combos for v in grid.groups[key](rows)]
-            for combo in combos:
-                group = members.get(fixed + combo, [])
-                label = ", ".join(f"{c}={v}" for c, v in zip(columns, fixed + combo,
-                                                             strict=True))
-                if not group:
-                    out.append(f"{grid.table}: no row for {label}: 0 cases, learnt")
-                    continue
-                if any(grid.whole(r) for r in group):
-                    if len(group) > 1:
-                        out.append(f"{grid.table}: {label} is withheld whole and has other "
-                                   "rows: they say what it holds")
-                    continue
+        for key in keys:
+            group, label = members.get(key, []), _named(columns, key)
+            if not group:
+                out.append(f"{grid.table}: no row for {label}: 0 cases, learnt")
+            elif any(grid.whole(r) for r in group):
+                if len(group) > 1:
+                    out.append(f"{grid.table}: {label} is withheld whole and has other "
+                               "rows: they say what it holds")
+            else:
                 present = {tuple(r[c] for c in cell_columns) for r in group
                            if not grid.extra(r)}
-                for cell in sorted(cell_domain(group[0]) - present, key=str):
-                    out.append(f"{grid.table}: no row for {label}, "
-                               + ", ".join(f"{c}={v}" for c, v in zip(cell_columns, cell,
-                                                                    strict=True))
-                               + ": 0 cases, learnt")
+                out += [f"{grid.table}: no row for {label}, {_named(cell_columns, cell)}: "
+                        "0 cases, learnt"
+                        for cell in sorted(cell_domain(group[0]) - present, key=str)]
     return out
 
 

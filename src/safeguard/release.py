@@ -16,7 +16,7 @@ that snapshot, all in one transaction:
   inside a group withheld as a whole). The
   group is published again, revised, only when, comparing the candidate with the previous
   release, no count changes by 1 to k-1 and no count goes from withheld (NULL) to published or
-  back (absent counts as published 0). Otherwise the whole group keeps its previously released
+  back (an absent count read as above). Otherwise the whole group keeps its previously released
   rows: a difference of two releases then shows only changes of k or more in published cells,
   and nothing at all of a withheld cell (a remainder row is a count like any other, so the
   withheld part of a breakdown changes by 0 or k or more too). The revision is recorded as held
@@ -348,8 +348,7 @@ def release(settings: Settings, as_of: date | None = None, run_by: str | None = 
     with psycopg.connect(settings.url("transformer"), connect_timeout=10) as conn:
         conn.execute("select pg_advisory_xact_lock(%s)", [LOCK_KEY])
         missing = missing_from_candidate(conn, rules)
-        tables = [t for t in rules if t not in missing]
-        if not tables:
+        if len(missing) == len(rules):
             raise NothingBuilt(f"schema {CANDIDATE} holds none of the published models: run "
                                 "`safeguard transform` (dbt build) first")
         if missing:
@@ -357,6 +356,7 @@ def release(settings: Settings, as_of: date | None = None, run_by: str | None = 
                 f"schema {CANDIDATE} lacks {len(missing)} of the {len(rules)} published models "
                 f"({', '.join(missing)}): a release publishes all of them or none; run "
                 "`safeguard transform` (a build of everything) first")
+        tables = list(rules)
         previous_no, previous_as_of = _previous(conn)
         if previous_as_of is not None and as_of < previous_as_of:
             raise ReleaseFailed(f"as of {as_of} is before release {previous_no} "

@@ -81,10 +81,7 @@ cells as (
     from grouped
 ),
 
--- one kind of group: a pass withholds the smallest published cell of an exposed group, which
--- holds k or more (over a floor of 0), so one pass reaches the fixed point; two, to be safe
--- (the gate, assert_complementary_suppression_holds, checks it). Twelve passes over some
--- 200,000 country cells at a million cases a year would cost seconds for nothing.
+-- one kind of group over a floor of 0: two passes reach the fixed point (the macro says why)
 {{ complementary_suppression('cells', ['group_key'], passes=2) }},
 
 withheld as (
